@@ -1,0 +1,96 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(PY) -m rasa
+TRAIN_DATA := data/nlu data/rules data/stories
+MODEL := models/assistant.tar.gz
+# Everything that changes what `rasa train` produces; the model is retrained only when this changes.
+TRAIN_INPUTS := config.yml domain.yml $(shell find data/nlu data/rules data/stories bot/safety -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null | sort) constraints.txt
+export PYTHONPATH := $(CURDIR)
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help run test install train lint unit validate rasa-test e2e lock clean
+
+help:
+	@echo "make run   - set up everything on first use, then start the assistant (website on :8080)"
+	@echo "make test  - run the whole test suite (lint, types, unit, Rasa data/stories, end to end)"
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@if [ ! -x $(PY) ]; then \
+	  python310="$$(.ci/find-python310)"; \
+	  echo "==> Creating the Python 3.10 virtual environment with $$python310"; \
+	  "$$python310" -m venv $(VENV); \
+	fi
+	@echo "==> Installing pinned dependencies (2-4 minutes on a fresh machine)"
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -q "pip==24.0"
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt -c constraints.txt \
+	  | grep -vE '^(Requirement already satisfied|  Using cached|Collecting|Downloading)' || true
+	@$(PY) -c "import rasa, rasa_sdk, spacy, sqlalchemy" || { echo "Dependency install failed (see above)"; exit 1; }
+	@touch $@
+
+install: $(VENV)/.installed
+
+models/.trained-inputs: install
+	@$(PY) -c "import hashlib,sys; h=hashlib.sha256(); [h.update(open(p,'rb').read()) for p in sys.argv[1:]]; print(h.hexdigest())" $(TRAIN_INPUTS) > models/.inputs.new
+	@if [ -f $(MODEL) ] && cmp -s models/.inputs.new models/.trained-inputs; then \
+	  echo "==> Model is up to date with the training data (no training needed)"; rm models/.inputs.new; \
+	else \
+	  echo "==> Training the model (about a minute)"; start=$$(date +%s); \
+	  $(RASA) train --data $(TRAIN_DATA) --fixed-model-name assistant --out models 2>&1 \
+	    | grep -E "Starting to train|Finished training component|trained and saved|rror" || true; \
+	  test -f $(MODEL) || { echo "Training failed: run '$(RASA) train --data $(TRAIN_DATA)' to see why"; exit 1; }; \
+	  echo "==> Trained in $$(( $$(date +%s) - start )) s"; \
+	  mv models/.inputs.new models/.trained-inputs; \
+	fi
+
+train: install
+	@rm -f models/.trained-inputs
+	@$(MAKE) --no-print-directory models/.trained-inputs
+
+run: install models/.trained-inputs
+	@$(PY) -m bot run
+
+lint: install
+	@echo "==> ruff"
+	@$(VENV)/bin/ruff check bot actions tests
+	@echo "==> mypy"
+	@$(VENV)/bin/mypy bot actions
+
+unit: install
+	@echo "==> pytest (unit)"
+	@$(PY) -m pytest -m "not e2e" -q
+
+validate: install
+	@echo "==> rasa data validate"
+	@mkdir -p results
+	@$(RASA) data validate --data $(TRAIN_DATA) > results/validate.log 2>&1 \
+	  || { grep -vE "Warning|declare_namespace|xla_computation|pkg_resources" results/validate.log; echo "rasa data validate failed"; exit 1; }
+	@grep -E "UserWarning|ERROR" results/validate.log | sed 's/^.*UserWarning: /  warning: /' || true
+
+rasa-test: install models/.trained-inputs
+	@echo "==> rasa test (stories, failing on any prediction error)"
+	@mkdir -p results var
+	@$(RASA) test core --model $(MODEL) --stories tests/stories --endpoints endpoints.yml \
+	  --fail-on-prediction-errors --out results/core > results/rasa-test.log 2>&1 \
+	  || { grep -vE "Warning|declare_namespace|xla_computation|pkg_resources" results/rasa-test.log | tail -30; \
+	       echo "rasa test found prediction errors: see results/core/failed_test_stories.yml"; exit 1; }
+	@grep -E "Correct:|Accuracy:" results/rasa-test.log | head -4 || true
+
+e2e: install models/.trained-inputs
+	@echo "==> pytest (end to end: real servers over HTTP)"
+	@$(PY) -m pytest -m e2e -q
+
+test: lint validate unit models/.trained-inputs rasa-test e2e
+	@echo "==> All tests passed"
+
+lock: install
+	@(echo "# Every installed version, frozen from a working venv (Python 3.10). Regenerate: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable) > constraints.txt
+
+clean:
+	rm -rf results models/*.tar.gz models/.trained-inputs .rasa

@@ -1,0 +1,1 @@
+"""Harbor Light assistant: the project's own code (safety, intake, handoff, web)."""

@@ -1,0 +1,1 @@
+"""The practice's public page with the chat widget (and, later, the staff console)."""

@@ -1,0 +1,5 @@
+"""`python -m bot.web`: serve the website on WEB_PORT."""
+
+from bot.web.server import main
+
+main()
