@@ -72,6 +72,8 @@ class Practice:
     self_pay_rate: str
     sliding_scale: bool
     crisis: Dict[str, str] = field(default_factory=dict)
+    # Handoff (issue 7): how long a visitor usually waits for a person during office hours.
+    handoff_wait_minutes: int = 10
 
     @property
     def zone(self) -> ZoneInfo:
@@ -99,6 +101,7 @@ class Practice:
             "practice_formats": _join_words(self.session_formats),
             "practice_insurers": _join_words(self.insurers),
             "practice_self_pay_rate": self.self_pay_rate,
+            "practice_handoff_wait_minutes": str(self.handoff_wait_minutes),
         }
         values.update({f"crisis_{key}": value for key, value in self.crisis.items()})
         return values
@@ -179,6 +182,7 @@ def load_practice(path: Path | None = None) -> Practice:
             self_pay_rate=str(facts.get("self_pay_rate", "")),
             sliding_scale=bool(facts.get("sliding_scale", False)),
             crisis=crisis,
+            handoff_wait_minutes=int(facts.get("handoff_wait_minutes", 10)),
         )
     except KeyError as error:
         raise ConfigError(f"practice: missing {error.args[0]}") from error
