@@ -432,6 +432,22 @@ def register_staff_console(
     console = Console(settings, clock, rasa)
     app[CONSOLE_KEY] = console
 
+    @web.middleware
+    async def errors_as_responses(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Raised 401/403/303 become returned responses, so the website's security headers reach them too."""
+        if not request.path.startswith(PREFIX):
+            return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as error:
+            response = web.Response(status=error.status, body=error.body, headers=error.headers)
+            response.headers["Cache-Control"] = "no-store"
+            for name, morsel in error.cookies.items():
+                response.cookies[name] = morsel
+            return response
+
+    app.middlewares.append(errors_as_responses)
+
     async def to_queue(_: web.Request) -> web.Response:
         raise web.HTTPFound(f"{PREFIX}/")
 
