@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 from http.cookies import SimpleCookie
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import requests
 from aiohttp import web
@@ -79,7 +79,7 @@ class Browser:
         self._remember(response)
         return response
 
-    def post(self, path: str, data: Optional[Dict[str, str]] = None, **kwargs: Any) -> requests.Response:
+    def post(self, path: str, data: Dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
         response = requests.post(
             self.base_url + path, data=data or {}, cookies=self.cookies, allow_redirects=False, timeout=10, **kwargs
         )

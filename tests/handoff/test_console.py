@@ -170,7 +170,7 @@ def test_queue_api_lists_the_most_urgent_first(
     clock.advance(minutes=2)
     urgent = ticket_for(settings, clock, "b", "risk", "imminent")
     rows = logged_in(server, "sam").get("/staff/api/queue").json()["tickets"]
-    assert [row["id"] for row in rows][0] == urgent
+    assert next(row["id"] for row in rows) == urgent
     assert [row["priority"] for row in rows] == ["imminent", "other"]
     assert rows[1]["waiting_minutes"] == 2
 
