@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
+
+# Rasa 3.6's tracker store uses SQLAlchemy 1.4 APIs that print a 2.0 migration banner on import.
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import (
     BotUttered,
