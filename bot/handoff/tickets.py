@@ -65,6 +65,16 @@ def open_ticket(
     now = clock.now()
     priority = priority_for(reason, risk_level)
     existing = open_ticket_for(session, conversation_id)
+    if existing is not None and existing.handed_back_at is not None:
+        # Handed back to the bot, then the visitor needs a person again: back into the queue, unclaimed.
+        existing.status, existing.claimed_by_id, existing.claimed_at = STATUS_NEW, None, None
+        existing.handed_back_at, existing.updated_at = None, now
+        existing.priority = min(int(existing.priority), priority)
+        if priority <= existing.priority:
+            existing.reason, existing.risk_level = reason, risk_level
+        enqueue_notification(session, clock, existing, "new", console_url)
+        audit.record(session, clock, None, "ticket_reopened", existing.id, {"priority": priority_label(existing)})
+        return Opened(existing, created=False, raised=True)
     if existing is not None:
         if priority >= existing.priority:
             return Opened(existing, created=False, raised=False)

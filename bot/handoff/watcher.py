@@ -117,7 +117,6 @@ class Watcher:
                 ticket = tickets.open_ticket(
                     session, self.clock, conversation, trigger.reason, trigger.risk_level, self.settings.console_url
                 ).ticket
-                ticket.handed_back_at = None
             elif paused:
                 ticket = tickets.open_ticket_for(session, conversation)
             if ticket is not None and paused:

@@ -274,3 +274,26 @@ def test_the_website_serves_the_console(monkeypatch: pytest.MonkeyPatch, tmp_pat
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
     asyncio.run(check())
+
+
+def test_when_rasa_refuses_a_reply_nothing_is_recorded(
+    server: ConsoleServer,
+    settings: HandoffSettings,
+    clock: ManualClock,
+    rasa: FakeRasa,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.handoff.rasa_api import RasaUnavailable
+
+    def refuse(*_: object) -> None:
+        raise RasaUnavailable("Rasa is restarting")
+
+    monkeypatch.setattr(rasa, "staff_reply", refuse)
+    ticket_id = ticket_for(settings, clock, "c3", "asked_for_person")
+    sam = logged_in(server, "sam")
+    token = sam.csrf_from(f"/staff/tickets/{ticket_id}")
+    answer = sam.post(f"/staff/tickets/{ticket_id}/reply", {"csrf_token": token, "text": "hello"})
+    assert "did%20not%20answer" in answer.headers["Location"]
+    with session_scope(settings.database_url) as session:
+        assert session.get(Ticket, ticket_id).status == "new"
+    assert "reply_sent" not in [action for _, action, _ in audit_actions(settings)]

@@ -161,3 +161,24 @@ def test_non_2xx_answers_are_retried(settings: HandoffSettings, clock: ManualClo
         assert message.status == "pending" and "503" in message.last_error
         assert message.next_attempt_at.replace(tzinfo=None) > clock.now().replace(tzinfo=None)
         assert message.next_attempt_at.replace(tzinfo=None) <= (clock.now() + timedelta(seconds=2)).replace(tzinfo=None)
+
+
+def test_a_handed_back_ticket_goes_back_into_the_queue_when_needed_again(
+    settings: HandoffSettings, clock: ManualClock
+) -> None:
+    from bot.handoff.accounts import create_account
+
+    open_(settings, clock, "c1", "risk", "concern")
+    with session_scope(settings.database_url) as session:
+        staff = create_account(session, clock, "sam", "Sam", "long enough password", "intake")
+        ticket = tickets.open_ticket_for(session, "c1")
+        assert ticket is not None
+        tickets.claim(session, clock, ticket, staff)
+        ticket.handed_back_at = clock.now()
+    again = open_(settings, clock, "c1", "asked_for_person")
+    assert (again.created, again.raised) == (False, True)
+    with session_scope(settings.database_url) as session:
+        ticket = session.query(Ticket).one()
+        assert (ticket.status, ticket.claimed_by_id, ticket.handed_back_at) == ("new", None, None)
+        assert (ticket.priority, ticket.risk_level) == (2, "concern")  # urgency never drops
+        assert [m.kind for m in session.query(OutboxMessage).order_by(OutboxMessage.id)] == ["new", "new"]

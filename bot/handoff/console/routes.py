@@ -283,6 +283,7 @@ class Console:
         """Runs a ticket action: CSRF check, the DB change (audited), then any Rasa call outside the transaction."""
         viewer = self.viewer(request)
         data = await self.form(request, viewer)
+        # The Rasa call runs before the commit: if Rasa refuses, the ticket and the audit log stay as they were.
         with session_scope(self.settings.database_url) as session:
             ticket = self.load_ticket(session, request)
             ticket_id = ticket.id
@@ -290,12 +291,12 @@ class Console:
                 follow_up = change(session, ticket, self.staff_row(session, viewer), data)
             except tickets.TicketError as error:
                 raise self._back(ticket_id, str(error)) from error
-        if follow_up is not None:
-            try:
-                await asyncio.to_thread(follow_up)
-            except RasaUnavailable as error:
-                log.warning("staff action on ticket %s could not reach Rasa: %s", ticket_id, error)
-                raise self._back(ticket_id, "The assistant server did not answer; please try again.") from error
+            if follow_up is not None:
+                try:
+                    await asyncio.to_thread(follow_up)
+                except RasaUnavailable as error:
+                    log.warning("staff action on ticket %s could not reach Rasa: %s", ticket_id, error)
+                    raise self._back(ticket_id, "The assistant server did not answer; please try again.") from error
         raise self._back(ticket_id)
 
     async def post_claim(self, request: web.Request) -> web.Response:
