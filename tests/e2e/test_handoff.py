@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
+import requests
 import socketio
 from playwright.sync_api import Page, sync_playwright
 
@@ -60,6 +61,19 @@ class Visitor:
 
     def close(self) -> None:
         self.client.disconnect()
+
+
+def crisis_replies() -> List[str]:
+    """The three crisis responses as Rasa renders them (wording from domain.yml, numbers from practice.yml)."""
+    from rasa.shared.core.domain import Domain
+
+    from bot.nlg import PracticeNLG
+
+    nlg = PracticeNLG(domain=Domain.load(str(ROOT / "domain.yml")))
+    return [
+        nlg.generate_from_slots(f"utter_risk_{level}", {}, "socketio")["text"]  # type: ignore[index]
+        for level in ("imminent", "acute", "concern")
+    ]
 
 
 def text_has(*words: str) -> Callable[[Dict[str, Any]], bool]:
@@ -114,8 +128,9 @@ def test_visitor_hands_over_staff_replies_live_and_hands_back(
         visitor.wait_for(mark, lambda m: "alerted right now" in m["text"] or "closed right now" in m["text"])
 
         # 2. Paused, but a risk message still gets the crisis reply; other messages are kept.
+        crisis = crisis_replies()
         mark = visitor.say("I want to kill myself")
-        visitor.wait_for(mark, text_has("988", "911"), timeout=5)
+        visitor.wait_for(mark, lambda message: message.get("text") in crisis, timeout=5)
         visitor.say('<script>window.__xss = 1; alert("x")</script>')
         time.sleep(1)
 
@@ -155,6 +170,13 @@ def test_visitor_hands_over_staff_replies_live_and_hands_back(
         visitor.wait_for(mark, text_has("handed the conversation back"))
         mark = visitor.say("are you a bot?")
         visitor.wait_for(mark, text_has("automated assistant"))
+        events = requests.get(
+            f"{assistant.rasa_url}/conversations/{visitor.session_id}/tracker",
+            params={"token": assistant.token},
+            timeout=10,
+        ).json()["events"]
+        kinds = [event["event"] for event in events]
+        assert "pause" in kinds and kinds.index("resume") > kinds.index("pause")
 
         # 6. Close with an outcome note; the ticket leaves the queue.
         staff_page.fill("#outcome-note", "Visitor safe, intake call booked.")
