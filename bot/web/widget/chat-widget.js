@@ -266,8 +266,11 @@
     ? "This conversation is kept in this browser until you clear it."
     : "This conversation is kept in this browser tab until you clear it or close the tab.");
 
-  panel.appendChild(header);
-  panel.appendChild(crisis);
+  // Title and crisis line stay in view together, also when a short screen makes the panel scroll.
+  var top = el("div", "hlc-top");
+  top.appendChild(header);
+  top.appendChild(crisis);
+  panel.appendChild(top);
   // The scrolling area: focusable so that keyboard users can scroll it with the arrow keys.
   var body = el("div", "hlc-body");
   body.tabIndex = 0;

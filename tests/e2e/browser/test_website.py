@@ -28,9 +28,9 @@ CAPABILITIES = "I can explain the kinds of therapy we offer"
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def open_chat(page: Page, stack: Stack) -> Page:
+def open_chat(page: Page, stack: Stack, via: str = "Chat with our assistant") -> Page:
     page.goto(stack.web_url + "/")
-    page.get_by_role("button", name="Chat with our assistant").click()
+    page.get_by_role("button", name=via).click()
     wait_for_bot_text(page, GREETING)
     return page
 
@@ -67,9 +67,9 @@ def stored_state(page: Page) -> Dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, full_page: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 # ------------------------------------------------------------------------------------------ the page
@@ -141,7 +141,8 @@ def test_a_quick_reply_sends_its_payload_and_shows_its_title(stack: Stack, new_p
 
 
 def test_a_risk_message_gets_988_and_911_and_a_safe_link(stack: Stack, new_page: NewPage) -> None:
-    page = open_chat(new_page(), stack)
+    # Opened from the page's own "Ask our assistant" button (any element with data-chat-open).
+    page = open_chat(new_page(), stack, via="Ask our assistant")
     before = send(page, "I want to kill myself")
     reply = wait_for_bot_text(page, "988", after=before)
     assert "911" in reply
@@ -316,7 +317,7 @@ def test_layout_fits_and_screenshots(stack: Stack, new_page: NewPage, label: str
     """Desktop, a 360 px phone, and a 1280x800 laptop at 200% zoom (640x400 CSS pixels)."""
     page = new_page(width=width, height=height)
     page.goto(stack.web_url + "/")
-    screenshot(page, f"{label}-page")
+    screenshot(page, f"{label}-page", full_page=True)
     page.get_by_role("button", name="Chat with our assistant").click()
     wait_for_bot_text(page, GREETING)
     before = send(page, "what can you help me with")
@@ -333,9 +334,24 @@ def test_layout_fits_and_screenshots(stack: Stack, new_page: NewPage, label: str
         box = control.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, name
         assert box["height"] >= 24, f"{name} is too small to tap"
-    crisis = page.locator(".hlc-crisis")
-    crisis.scroll_into_view_if_needed()
-    assert crisis.is_visible()
+    # After all that scrolling the crisis line is still on screen and nothing covers it.
+    page.get_by_label("Your message").focus()
+    page.wait_for_timeout(200)
+    assert crisis_line_is_on_screen(page), f"{label}: the widget's crisis line is off screen or covered"
+
+
+def crisis_line_is_on_screen(page: Page) -> bool:
+    return bool(
+        page.evaluate(
+            """() => {
+              const line = document.querySelector('.hlc-crisis');
+              const box = line.getBoundingClientRect();
+              if (box.top < 0 || box.bottom > window.innerHeight || box.height === 0) { return false; }
+              const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+              return line.contains(hit);
+            }"""
+        )
+    )
 
 
 def test_reduced_motion_stops_the_typing_animation(stack: Stack, new_page: NewPage) -> None:
