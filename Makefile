@@ -85,7 +85,7 @@ lint: install
 	@echo "==> mypy"
 	@$(VENV)/bin/mypy bot actions
 
-unit: install
+unit: install $(NODE_DEPS)
 	@echo "==> pytest (unit)"
 	@$(PY) -m pytest -m "not e2e" -q
 

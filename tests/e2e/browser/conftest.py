@@ -13,10 +13,11 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List
+from typing import Callable, Iterator, List, Literal
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from bot import launcher
 from bot.settings import PROJECT_ROOT, Runtime
@@ -30,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+Motion = Literal["no-preference", "reduce"]
 SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
 AXE_SCRIPT = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -114,9 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def browser(stack: Stack) -> Iterator["object"]:
-    from playwright.sync_api import sync_playwright
-
+def browser(stack: Stack) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
@@ -124,15 +124,13 @@ def browser(stack: Stack) -> Iterator["object"]:
 
 
 @pytest.fixture()
-def new_page(browser: "object", stack: Stack) -> Iterator["object"]:
+def new_page(browser: Browser, stack: Stack) -> Iterator[Callable[..., Page]]:
     """A factory for pages in fresh browser contexts; every request they make is recorded and checked."""
-    contexts = []
+    contexts: List[BrowserContext] = []
     seen: List[str] = []
 
-    def make(width: int = 1280, height: int = 860, reduced_motion: str = "no-preference") -> "object":
-        context = browser.new_context(  # type: ignore[attr-defined]
-            viewport={"width": width, "height": height}, reduced_motion=reduced_motion
-        )
+    def make(width: int = 1280, height: int = 860, reduced_motion: Motion = "no-preference") -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height}, reduced_motion=reduced_motion)
         context.on("request", lambda request: seen.append(request.url))
         contexts.append(context)
         page = context.new_page()

@@ -13,13 +13,13 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 import requests
+from playwright.sync_api import Page
 
 from bot.settings import practice
 from tests.e2e.browser.conftest import AXE_SCRIPT, SCREENSHOTS, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-Page = Any  # playwright.sync_api.Page; kept loose so mypy/ruff need no browser types
 NewPage = Callable[..., Page]
 GREETING = "automated assistant for"
 CAPABILITIES = "I can explain the kinds of therapy we offer"
@@ -150,7 +150,7 @@ def test_a_risk_message_gets_988_and_911_and_a_safe_link(stack: Stack, new_page:
     lifeline_chat = practice().crisis["lifeline_chat"]
     if lifeline_chat in reply:  # the acute reply names the chat site; it becomes a real, safe link
         link = page.locator(".hlc-from-bot a", has_text=lifeline_chat).last
-        assert link.get_attribute("href").rstrip("/") == lifeline_chat.rstrip("/")
+        assert (link.get_attribute("href") or "").rstrip("/") == lifeline_chat.rstrip("/")
         assert link.get_attribute("rel") == "noopener noreferrer"
     expect_visible(page, "In danger now?")
 
@@ -327,6 +327,7 @@ def test_layout_fits_and_screenshots(stack: Stack, new_page: NewPage, label: str
     no_sideways_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
     assert page.evaluate(no_sideways_scroll), "the page scrolls sideways"
     panel = page.locator(".hlc-panel").bounding_box()
+    assert panel is not None
     assert panel["x"] >= 0 and panel["x"] + panel["width"] <= width + 0.5
     for name in ("Your message", "Send"):
         control = page.get_by_label(name) if name == "Your message" else page.get_by_role("button", name=name)
