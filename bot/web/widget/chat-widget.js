@@ -210,8 +210,8 @@
   var crisis = crisisLine("hlc-crisis");
 
   var notice = el("p", "hlc-notice",
-    "You are chatting with an automated assistant. It is not a person and not a therapist, and no one " +
-    "reads this chat as it happens. Please don't share details you'd rather keep private.");
+    "You are chatting with an automated assistant. It is not a person and not a therapist. It can " +
+    "answer questions about therapy and getting started. Please don't share details you'd rather keep private.");
 
   var connection = el("div", "hlc-connection");
   connection.setAttribute("role", "status");
@@ -440,9 +440,10 @@
         }
       });
       socket.on("bot_uttered", receive);
-      socket.on("connect_error", function () { goOffline(); });
+      // Retries fail quietly once the visitor has been told (a live region must not repeat itself).
+      socket.on("connect_error", function () { if (status !== "offline") { goOffline(); } });
       socket.on("disconnect", function (reason) {
-        if (reason !== "io client disconnect") { goOffline(); }
+        if (reason !== "io client disconnect" && status !== "offline") { goOffline(); }
       });
     }, function () {
       goOffline();
@@ -535,8 +536,24 @@
     if (panel.hidden) { openPanel(); } else { closePanel(); }
   });
   closeButton.addEventListener("click", closePanel);
+  // Where the panel covers the whole screen (see the stylesheet) it behaves like a modal dialog: Tab
+  // cycles inside it, so keyboard focus never lands on page content hidden behind it.
+  var fullScreen = window.matchMedia("(max-width: 30rem), (max-height: 34rem)");
+  function focusables() {
+    return Array.prototype.filter.call(
+      panel.querySelectorAll("a[href], button, input, [tabindex='0']"),
+      function (node) { return !node.disabled && node.getClientRects().length > 0; }
+    );
+  }
   panel.addEventListener("keydown", function (event) {
-    if (event.key === "Escape") { event.preventDefault(); closePanel(); }
+    if (event.key === "Escape") { event.preventDefault(); closePanel(); return; }
+    if (event.key !== "Tab" || !fullScreen.matches) { return; }
+    var nodes = focusables();
+    if (!nodes.length) { return; }
+    var first = nodes[0];
+    var last = nodes[nodes.length - 1];
+    if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
   });
   form.addEventListener("submit", function (event) {
     event.preventDefault();

@@ -275,6 +275,18 @@ def test_keyboard_only_use_with_visible_focus(stack: Stack, new_page: NewPage) -
     assert page.get_by_role("button", name="Chat with our assistant").get_attribute("aria-expanded") == "false"
 
 
+def test_full_screen_chat_keeps_keyboard_focus_inside(stack: Stack, new_page: NewPage) -> None:
+    """At 360 px the panel covers the page, so Tab must not wander onto the hidden page behind it."""
+    page = new_page(width=360, height=740)
+    page.goto(stack.web_url + "/")
+    page.get_by_role("button", name="Chat with our assistant").click()
+    wait_for_bot_text(page, GREETING)
+    inside = "() => document.querySelector('.hlc-panel').contains(document.activeElement)"
+    for key in ["Tab"] * 25 + ["Shift+Tab"] * 25:
+        page.keyboard.press(key)
+        assert page.evaluate(inside), f"focus left the full-screen chat after {key}"
+
+
 def run_axe(page: Page) -> List[Dict[str, Any]]:
     # Evaluated through the DevTools protocol, so the page's CSP (no inline scripts) stays in force.
     page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
