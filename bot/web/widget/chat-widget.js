@@ -367,6 +367,7 @@
     connection.className = "hlc-connection" + (kind ? " hlc-connection-" + kind : "");
     while (connection.firstChild) { connection.removeChild(connection.firstChild); }
     if (content) { connection.appendChild(content); }
+    scrollToEnd(); // the notice takes room from the conversation: keep its end in view
   }
 
   function setTyping(on) {
