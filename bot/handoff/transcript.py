@@ -26,6 +26,13 @@ EVENTS = Table(
     Column("data", Text),
 )
 STATE_EVENTS = ("pause", "resume", "restart", "session_started")
+# How state changes read in the staff console's transcript.
+SYSTEM_LABELS = {
+    "pause": "Assistant paused: the conversation waits for staff",
+    "resume": "Assistant resumed",
+    "restart": "The visitor restarted the conversation",
+    "session_started": "New session",
+}
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,6 @@ def to_entries(events: List[TrackerEvent]) -> List[TranscriptEntry]:
                 )
             else:
                 entries.append(TranscriptEntry(event.id, at, "bot", str(event.data.get("text") or "")))
-        elif event.type_name in ("pause", "resume", "restart", "session_started"):
-            entries.append(TranscriptEntry(event.id, at, "system", event.type_name))
+        elif event.type_name in SYSTEM_LABELS:
+            entries.append(TranscriptEntry(event.id, at, "system", SYSTEM_LABELS[event.type_name]))
     return entries

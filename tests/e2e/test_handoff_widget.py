@@ -1,7 +1,4 @@
-"""Two pages at once: a visitor in the website's chat widget, a staff member in the console.
-
-Needs the website widget (issue 6, bot/web/widget/); on a branch without it there is nothing to drive.
-"""
+"""Two pages at once: a visitor in the website's chat widget, a staff member in the console."""
 
 from __future__ import annotations
 
@@ -16,16 +13,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.e2e.conftest import ROOT, RunningAssistant
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not (ROOT / "bot" / "web" / "widget" / "chat-widget.js").exists(),
-        reason="the website widget (issue 6) is not on this branch yet",
-    ),
-]
+pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "widget handoff test password"
+SCREENSHOTS = ROOT / "results" / "screenshots"
 
 
 def bot_texts(page: Page) -> List[str]:
@@ -40,6 +32,17 @@ def wait_for_bot_text(page: Page, fragment: str, after: int = 0, timeout_s: floa
             return time.monotonic()
         page.wait_for_timeout(50)
     raise AssertionError(f"no bot message containing {fragment!r}; got {bot_texts(page)}")
+
+
+def wait_for_notice(page: Page, after: int, timeout_s: float = 10) -> str:
+    """The handoff notice: "a person is being alerted right now" or "our office is closed right now"."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for text in bot_texts(page)[after:]:
+            if "alerted right now" in text or "closed right now" in text:
+                return text
+        page.wait_for_timeout(50)
+    raise AssertionError(f"no handoff notice; got {bot_texts(page)}")
 
 
 def send(page: Page, text: str) -> int:
@@ -96,7 +99,8 @@ def test_visitor_in_the_widget_and_staff_in_the_console(
     wait_for_bot_text(visitor, "automated assistant")
     before = send(visitor, "can I talk to a real person")
     wait_for_bot_text(visitor, "intake team", after=before)
-    wait_for_bot_text(visitor, "right now", after=before)  # "being alerted right now" or "closed right now"
+    notice = wait_for_notice(visitor, before)
+    assert "911" in notice and "988" in notice
     send(visitor, "I'm still here, my name is <b>Alex</b>")
 
     # Staff log in: the visitor's ticket is at the top of the queue.
@@ -117,8 +121,16 @@ def test_visitor_in_the_widget_and_staff_in_the_console(
     clicked = time.monotonic()
     staff.click("#send-reply")
     seen = wait_for_bot_text(visitor, "this is Robin", after=before, timeout_s=5)
+    # Marked as from a person, first name only; the assistant's own messages stay labelled as such.
+    assert visitor.locator(".hlc-from-staff .hlc-who").all_inner_texts() == ["Robin (a person from our team)"]
+    assert visitor.locator(".hlc-from-bot:not(.hlc-from-staff) .hlc-who").first.inner_text() == "Assistant"
     assert seen - clicked < 1.0, f"reply took {seen - clicked:.2f} s to show"
     print(f"staff reply visible in the widget {(seen - clicked) * 1000:.0f} ms after the click")
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    visitor.screenshot(path=str(SCREENSHOTS / "handoff-visitor.png"))
+    staff.wait_for_selector("#transcript .entry.staff")
+    staff.screenshot(path=str(SCREENSHOTS / "handoff-staff-ticket.png"), full_page=True)
 
     # Hand back: the bot says so, then answers the visitor again.
     before = len(bot_texts(visitor))

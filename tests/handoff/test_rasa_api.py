@@ -43,5 +43,5 @@ def test_the_console_transcript_tells_staff_replies_from_bot_replies() -> None:
         ("visitor", "hi", ""),
         ("bot", "Hello!", ""),
         ("staff", "On my way", "Dana"),
-        ("system", "pause", ""),
+        ("system", "Assistant paused: the conversation waits for staff", ""),
     ]
