@@ -136,9 +136,23 @@ class TrackerStoreReader:
             ]
 
 
+SAFETY_KEY = "safety"  # bot.safety.component puts its assessment under this parse-data key
+SAFETY_ORIGINAL_INTENT_KEY = "intent_before_safety"
+SHOWN_ASSESSMENT_FIELDS = ("level", "score", "categories", "reasons", "topic")
+
+
 def _risk_from_parse_data(parse_data: Dict[str, Any]) -> Dict[str, Any]:
-    """Everything the safety component added about risk (its keys contain 'risk'), plus a risk intent."""
-    risk = {key: value for key, value in parse_data.items() if "risk" in key.lower()}
+    """The safety component's assessment when it found any risk, else just the risk intent (if any)."""
+    risk: Dict[str, Any] = {}
+    assessment = parse_data.get(SAFETY_KEY)
+    if isinstance(assessment, dict) and assessment.get("level") not in (None, "", "none"):
+        risk.update(
+            {key: assessment[key] for key in SHOWN_ASSESSMENT_FIELDS if assessment.get(key) not in (None, [], "")}
+        )
+        original = (parse_data.get(SAFETY_ORIGINAL_INTENT_KEY) or {}).get("name")
+        if original:
+            risk["classifier_intent"] = original
+    risk.update({key: value for key, value in parse_data.items() if "risk" in key.lower()})
     intent = (parse_data.get("intent") or {}).get("name") or ""
     if intent.startswith("risk_"):
         risk.setdefault("level", intent.removeprefix("risk_"))

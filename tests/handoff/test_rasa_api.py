@@ -45,3 +45,31 @@ def test_the_console_transcript_tells_staff_replies_from_bot_replies() -> None:
         ("staff", "On my way", "Dana"),
         ("system", "Assistant paused: the conversation waits for staff", ""),
     ]
+
+
+def test_the_safety_assessment_is_shown_only_when_it_found_risk() -> None:
+    assessed = {
+        "intent": {"name": "risk_acute"},
+        "intent_before_safety": {"name": "greet"},
+        "safety": {
+            "level": "acute",
+            "score": 0.91,
+            "reasons": ["rule:intent"],
+            "categories": ["suicide"],
+            "topic": None,
+        },
+    }
+    calm = {"intent": {"name": "greet"}, "safety": {"level": "none", "score": 0.0, "reasons": [], "categories": []}}
+    events = [
+        TrackerEvent(1, "c", "user", 1.0, "risk_acute", None, {"text": "x", "parse_data": assessed}),
+        TrackerEvent(2, "c", "user", 2.0, "greet", None, {"text": "hi", "parse_data": calm}),
+    ]
+    risky, quiet = to_entries(events)
+    assert risky.risk == {
+        "level": "acute",
+        "score": 0.91,
+        "categories": ["suicide"],
+        "reasons": ["rule:intent"],
+        "classifier_intent": "greet",
+    }
+    assert quiet.risk == {}
