@@ -26,6 +26,8 @@ EVENTS = Table(
     Column("data", Text),
 )
 STATE_EVENTS = ("pause", "resume", "restart", "session_started")
+# A restart or a new session ends any form; their events carry no "name", which reads as "no form".
+LOOP_EVENTS = ("active_loop", "restart", "session_started")
 # How state changes read in the staff console's transcript.
 SYSTEM_LABELS = {
     "pause": "Assistant paused: the conversation waits for staff",
@@ -109,6 +111,18 @@ class TrackerStoreReader:
         )
         with self.engine.connect() as connection:
             return connection.execute(query).scalar() == "pause"
+
+    def active_form_before(self, sender_id: str, event_id: int) -> str | None:
+        """The form (active loop) running when this event arrived, if any."""
+        query = (
+            select(EVENTS.c.data)
+            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, EVENTS.c.type_name.in_(LOOP_EVENTS))
+            .order_by(EVENTS.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            raw = connection.execute(query).scalar()
+        return (json.loads(raw) if raw else {}).get("name")
 
     def recent_user_intents(self, sender_id: str, up_to_id: int, count: int) -> List[str | None]:
         query = (

@@ -94,6 +94,11 @@ class Watcher:
         intent = event.intent_name or ""
         if intent in RISK_INTENTS:
             return Trigger(REASON_RISK, RISK_INTENTS[intent])
+        # Inside a form (the intake booking) the form's own rules answer "a person, please" with the phone
+        # and carry on: booking the call is the way to a person there, so pausing would strand the form.
+        # Risk messages are not affected: their rules end the form and hand over as everywhere else.
+        if intent in (HUMAN_INTENT, FALLBACK_INTENT) and self.reader.active_form_before(event.sender_id, event.id):
+            return None
         if intent == HUMAN_INTENT:
             return Trigger(REASON_ASKED_FOR_PERSON)
         if intent == FALLBACK_INTENT:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rasa.shared.core.events import BotUttered
+from rasa.shared.core.events import ActiveLoop, BotUttered
 
 from bot.db import session_scope
 from bot.handoff.clock import ManualClock
@@ -131,3 +131,23 @@ def test_a_failing_rasa_does_not_lose_the_ticket(
     trackers.visitor("v1", "person", "request_human")
     watch.poll_once()
     assert open_tickets(settings) == [("v1", "asked_for_person", None, 3, "new")]
+
+
+def test_inside_a_form_asking_for_a_person_leaves_the_form_running_but_risk_still_hands_over(
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+) -> None:
+    watch = watcher(settings, clock, rasa, trackers)
+    trackers.add("v1", ActiveLoop("intake_form"))
+    trackers.visitor("v1", "can I talk to a person", "request_human")
+    watch.poll_once()
+    assert open_tickets(settings) == [] and rasa.calls == []
+    trackers.visitor("v1", "I took all my pills", "risk_imminent")
+    trackers.add("v1", BotUttered(text="crisis reply"), ActiveLoop(None))
+    watch.poll_once()
+    assert open_tickets(settings) == [("v1", "risk", "imminent", 0, "new")]
+    assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
+    rasa.calls.clear()
+    trackers.add("v2", ActiveLoop("intake_form"), ActiveLoop(None))
+    trackers.visitor("v2", "a person please", "request_human")
+    watch.poll_once()
+    assert ("pause", "v2") in rasa.calls  # the form had ended: a normal handoff
