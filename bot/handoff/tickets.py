@@ -68,7 +68,7 @@ def open_ticket(
     if existing is not None and existing.handed_back_at is not None:
         # Handed back to the bot, then the visitor needs a person again: back into the queue, unclaimed.
         existing.status, existing.claimed_by_id, existing.claimed_at = STATUS_NEW, None, None
-        existing.handed_back_at, existing.updated_at = None, now
+        existing.handed_back_at, existing.updated_at, existing.escalated_at = None, now, None
         existing.priority = min(int(existing.priority), priority)
         if priority <= existing.priority:
             existing.reason, existing.risk_level = reason, risk_level
@@ -164,7 +164,11 @@ def enqueue_notification(session: Session, clock: Clock, ticket: Ticket, kind: s
 
 
 def escalate_unclaimed(session: Session, clock: Clock, after_minutes: float, console_url: str) -> List[Ticket]:
-    """Re-sends imminent/acute tickets that nobody claimed within `after_minutes`; each one once."""
+    """Re-sends imminent/acute tickets that nobody claimed within `after_minutes`; each one once.
+
+    The clock starts when the ticket became what it is now (`updated_at`): opened, raised to this
+    urgency, or back in the queue after a hand-back.
+    """
     cutoff = clock.now() - timedelta(minutes=after_minutes)
     overdue = (
         session.query(Ticket)
@@ -172,7 +176,7 @@ def escalate_unclaimed(session: Session, clock: Clock, after_minutes: float, con
             Ticket.status == STATUS_NEW,
             Ticket.priority <= ESCALATING_PRIORITY,
             Ticket.escalated_at.is_(None),
-            Ticket.created_at <= cutoff,
+            Ticket.updated_at <= cutoff,
         )
         .all()
     )

@@ -182,3 +182,14 @@ def test_a_handed_back_ticket_goes_back_into_the_queue_when_needed_again(
         assert (ticket.status, ticket.claimed_by_id, ticket.handed_back_at) == ("new", None, None)
         assert (ticket.priority, ticket.risk_level) == (2, "concern")  # urgency never drops
         assert [m.kind for m in session.query(OutboxMessage).order_by(OutboxMessage.id)] == ["new", "new"]
+
+
+def test_escalation_counts_from_when_the_ticket_became_urgent(settings: HandoffSettings, clock: ManualClock) -> None:
+    open_(settings, clock, "c1", "asked_for_person")
+    clock.advance(minutes=20)
+    assert escalations(settings, clock) == []  # not urgent: never escalated
+    open_(settings, clock, "c1", "risk", "acute")
+    clock.advance(minutes=4)
+    assert escalations(settings, clock) == []
+    clock.advance(minutes=1)
+    assert escalations(settings, clock) == ["c1"]
