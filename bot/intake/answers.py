@@ -223,9 +223,9 @@ def parse_contact(text: str) -> ContactAnswer:
     email_candidates = EMAIL_CANDIDATE.findall(text or "")
     email = parse_email(email_candidates[0]) if email_candidates else None
     without_email = EMAIL_CANDIDATE.sub(" ", text or "")
-    has_digits = len(re.findall(r"\d", without_email)) >= 7
+    has_digits = len(re.findall(r"\d", without_email)) >= 3
     phone = parse_phone(without_email) if has_digits else None
-    if email_candidates and email is None:
+    if (email_candidates and email is None) or (not email_candidates and "@" in (text or "")):
         return ContactAnswer(problem="email")
     if has_digits and phone is None:
         return ContactAnswer(problem="phone")
@@ -267,14 +267,19 @@ SELF_PAY = re.compile(
     r"self[\s-]?pay|no insurance|not insured|uninsured|out of pocket|cash|pay (it )?myself|"
     r"don't have insurance|dont have insurance|pay privately|private pay"
 )
+# Everyday names mapped to a word that appears in the insurer's official name.
 INSURER_ALIASES = {
-    "uhc": "united",
-    "unitedhealthcare": "united",
-    "united healthcare": "united",
-    "bcbs": "blue cross",
-    "blue shield": "blue cross",
+    "uhc": "unitedhealthcare",
+    "united healthcare": "unitedhealthcare",
+    "united health care": "unitedhealthcare",
+    "united": "unitedhealthcare",
+    "bcbs": "anthem",
+    "blue cross": "anthem",
+    "blue shield": "anthem",
     "empire": "anthem",
 }
+# Words shared by many plan names, so they cannot identify an insurer on their own.
+GENERIC_INSURER_WORDS = {"blue", "cross", "shield", "health", "care", "insurance", "plan", "of", "the", "and"}
 
 
 @dataclass(frozen=True)
@@ -293,10 +298,10 @@ def parse_insurance(text: str, accepted: Iterable[str]) -> InsuranceAnswer | Non
     lookup = cleaned
     for alias, canonical in INSURER_ALIASES.items():
         lookup = re.sub(rf"\b{re.escape(alias)}\b", canonical, lookup)
+    said = set(_words(lookup))
     for insurer in accepted:
-        keys = [part.strip().lower() for part in re.split(r"[/(),]", insurer) if part.strip()]
-        first_words = [key.split()[0] for key in keys]
-        if any(key in lookup for key in keys) or any(re.search(rf"\b{re.escape(w)}\b", lookup) for w in first_words):
+        distinctive = set(_words(insurer)) - GENERIC_INSURER_WORDS
+        if distinctive & said:
             return InsuranceAnswer(name=insurer, accepted=True, self_pay=False)
     if len(cleaned) < 2 or len(cleaned) > 80:
         return None

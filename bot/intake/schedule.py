@@ -26,6 +26,8 @@ PART_OF_DAY = {
 HAS_CLOCK_TIME = re.compile(
     r"\b\d{1,2}(:\d{2})\s*(am|pm|a\.m\.|p\.m\.)?|\b\d{1,2}\s*(am|pm|a\.m\.|p\.m\.)|\bnoon\b", re.I
 )
+# "4:30" with no am/pm and a one-digit hour: in office hours that is the afternoon ("07:30" is left alone).
+SHORT_CLOCK = re.compile(r"(?<![\d:])([1-7]):(\d{2})\b(?!\s*(am|pm|a\.m|p\.m))", re.I)
 BARE_HOUR = re.compile(r"\b(at|@)\s*(\d{1,2})\b(?!\s*(:|am|pm|a\.m|p\.m))", re.I)
 
 
@@ -110,6 +112,7 @@ def parse_time_request(practice: Practice, text: str, now: datetime) -> TimeRequ
         r"\b(next|this|coming|on|around|about|maybe|please|how about|can we do|would be good)\b", " ", cleaned
     )
     cleaned = BARE_HOUR.sub(_expand_bare_hour, cleaned)
+    cleaned = SHORT_CLOCK.sub(lambda match: f"{match.group(1)}:{match.group(2)} pm", cleaned)
     cleaned = re.sub(r"\s+", " ", cleaned).strip(" ,.?!")
     if not cleaned:
         if part is None:
