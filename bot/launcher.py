@@ -113,6 +113,8 @@ def commands(settings: Runtime, token: str, endpoints: Path) -> Dict[str, List[s
             *settings.allowed_origins,
         ],
         "web": [python, "-m", "bot.web"],
+        # Delivers staff notices of new intake bookings to INTAKE_WEBHOOK_URL; idles without one.
+        "outbox": [python, "-m", "bot.intake.outbox"],
     }
 
 
