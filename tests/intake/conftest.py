@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from rasa.shared.core.domain import Domain
@@ -53,8 +53,8 @@ def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
 def tracker(
     slots: Dict[str, Any],
     text: str = "",
-    set_now: Optional[Dict[str, Any]] = None,
-    form: Optional[str] = "intake_form",
+    set_now: Dict[str, Any] | None = None,
+    form: str | None = "intake_form",
     intent: str = "inform",
 ) -> Tracker:
     """A tracker as the action server receives it: `set_now` are the slots extracted from this message."""

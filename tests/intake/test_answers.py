@@ -62,7 +62,8 @@ def test_unknown_state_is_none() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [("my name is maria lopez", ("Maria", "Lopez")), ("Sam", ("Sam", None)), ("O'Neil", ("O'Neil", None))]
+    ("text", "expected"),
+    [("my name is maria lopez", ("Maria", "Lopez")), ("Sam", ("Sam", None)), ("O'Neil", ("O'Neil", None))],
 )
 def test_names(text: str, expected: tuple) -> None:
     assert answers.parse_name(text) == expected

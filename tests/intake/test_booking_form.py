@@ -30,17 +30,25 @@ def test_happy_path_stores_the_booking_and_a_staff_notice(database_url: str) -> 
     with session_scope(database_url) as session:
         booking = session.execute(select(Booking)).scalar_one()
         assert (booking.code, booking.starts_at, booking.first_name, booking.last_name) == (
-            code, MONDAY_8, "Maria", "Lopez",
+            code,
+            MONDAY_8,
+            "Maria",
+            "Lopez",
         )
         assert (booking.contact.phone, booking.contact.email) == ("+12125550123", "maria@example.com")
         assert (booking.contact.preferred_method, booking.contact.ok_to_leave_message) == ("text", False)
         assert (booking.state, booking.insurance, booking.insurance_accepted) == (
-            "New York", "Optum / UnitedHealthcare", True,
+            "New York",
+            "Optum / UnitedHealthcare",
+            True,
         )
         notice = session.execute(select(OutboxMessage)).scalar_one()
         assert notice.payload == {
-            "event": "intake_call_booked", "booking_id": booking.id, "code": code,
-            "starts_at": MONDAY_8.isoformat(), "minutes": 15,
+            "event": "intake_call_booked",
+            "booking_id": booking.id,
+            "code": code,
+            "starts_at": MONDAY_8.isoformat(),
+            "minutes": 15,
         }
     events, messages = run(ActionIntakeFinish(), tracker(form.slots))
     assert responses(messages) == ["utter_intake_booked", "utter_intake_next_steps"]
@@ -50,23 +58,38 @@ def test_happy_path_stores_the_booking_and_a_staff_notice(database_url: str) -> 
 
 def test_the_summary_lists_guardian_and_preferences_only_when_they_apply(database_url: str) -> None:
     form = FormSession()
-    answers = {**ADULT_ANSWERS, "intake_age": "16", "intake_guardian_name": "Ana Lopez",
-               "intake_guardian_contact": "ana@example.com", "intake_wants_preferences": "yes",
-               "intake_pref_format": "online", "intake_pref_gender": "a woman", "intake_pref_language": "Spanish",
-               "intake_pref_affirming": "yes", "intake_pref_approaches": "DBT"}
+    answers = {
+        **ADULT_ANSWERS,
+        "intake_age": "16",
+        "intake_guardian_name": "Ana Lopez",
+        "intake_guardian_contact": "ana@example.com",
+        "intake_wants_preferences": "yes",
+        "intake_pref_format": "online",
+        "intake_pref_gender": "a woman",
+        "intake_pref_language": "Spanish",
+        "intake_pref_affirming": "yes",
+        "intake_pref_approaches": "DBT",
+    }
     form.fill(answers, stop_before="intake_confirmed")
     assert form.slots["intake_guardian_contact"] == "ana@example.com"
     _, messages = run(ActionAskIntakeConfirmed(), tracker(form.slots))
     assert responses(messages) == [
-        "utter_intake_summary", "utter_intake_summary_guardian", "utter_intake_summary_preferences",
+        "utter_intake_summary",
+        "utter_intake_summary_guardian",
+        "utter_intake_summary_preferences",
         "utter_ask_intake_confirmed",
     ]
     form.answer("yes")
     with session_scope(database_url) as session:
         booking = session.execute(select(Booking)).scalar_one()
         assert booking.guardian_name == "Ana Lopez" and booking.age == 16
-        assert booking.preferences == {"format": "online", "gender": "woman", "language": "Spanish",
-                                       "affirming": "yes", "approaches": "DBT"}
+        assert booking.preferences == {
+            "format": "online",
+            "gender": "woman",
+            "language": "Spanish",
+            "affirming": "yes",
+            "approaches": "DBT",
+        }
 
 
 def test_a_parent_booking_for_a_child_is_the_guardian() -> None:
@@ -114,7 +137,7 @@ def test_outside_the_states_served_ends_kindly_without_storing(database_url: str
     _, messages = form.answer("Texas")
     assert responses(messages) == ["utter_intake_state_not_served"]
     assert form.requested is None and form.slots["intake_outcome"] == "out_of_area"
-    events, messages = run(ActionIntakeFinish(), tracker(form.slots))
+    _events, messages = run(ActionIntakeFinish(), tracker(form.slots))
     assert responses(messages) == []
     with session_scope(database_url) as session:
         assert session.execute(select(Booking)).first() is None
@@ -130,10 +153,12 @@ def test_unknown_insurer_is_recorded_not_refused() -> None:
 
 
 def test_time_buttons_offer_the_next_three_free_calls(database_url: str) -> None:
-    events, messages = run(ActionAskIntakeTime(), tracker({"requested_slot": "intake_time"}))
+    _events, messages = run(ActionAskIntakeTime(), tracker({"requested_slot": "intake_time"}))
     assert responses(messages) == ["utter_ask_intake_time"]
     assert [button["payload"] for button in messages[0]["buttons"]] == [
-        "2026-11-23 08:00", "2026-11-23 08:15", "2026-11-23 08:30",
+        "2026-11-23 08:00",
+        "2026-11-23 08:15",
+        "2026-11-23 08:30",
     ]
     assert messages[0]["buttons"][0]["title"] == "Mon, Nov 23 at 8:00 AM"
 
@@ -143,7 +168,11 @@ def test_free_text_times(database_url: str) -> None:
     form.fill(ADULT_ANSWERS, stop_before="intake_time")
     changes, messages = form.answer("tomorrow afternoon")
     assert responses(messages) == ["utter_intake_time_pick_in_window"]
-    assert [b["payload"] for b in messages[0]["buttons"]] == ["2026-11-23 12:00", "2026-11-23 12:15", "2026-11-23 12:30"]
+    assert [b["payload"] for b in messages[0]["buttons"]] == [
+        "2026-11-23 12:00",
+        "2026-11-23 12:15",
+        "2026-11-23 12:30",
+    ]
     assert changes["intake_asked"] is True and changes["intake_failures"] == 0  # a day is an answer, not a mistake
     for text, response in [
         ("yesterday at 10", "utter_intake_time_past"),
@@ -187,7 +216,7 @@ def test_corrections_reask_only_that_field(database_url: str) -> None:
     assert form.requested == "intake_confirmed"
     _, messages = form.answer("no")
     assert responses(messages) == ["utter_intake_which_field"]
-    assert [b["payload"] for b in messages[0]["buttons"]][0] == "change the name"
+    assert next(b["payload"] for b in messages[0]["buttons"]) == "change the name"
     form.answer("change the time")
     assert form.requested == "intake_time"
     form.answer("2026-11-23 09:00")

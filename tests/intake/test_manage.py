@@ -38,7 +38,7 @@ def test_cancel_with_code_and_phone_frees_the_time(database_url: str) -> None:
     code = booked_code()
     slots = lookup(ValidateIntakeCancelForm(), code.lower(), "212-555-0123", "intake_cancel_form")
     assert slots["intake_lookup_contact"] == "212-555-0123"
-    events, messages = run(ActionIntakeCancelBooking(), tracker(slots, form=None))
+    _events, messages = run(ActionIntakeCancelBooking(), tracker(slots, form=None))
     assert responses(messages) == ["utter_intake_cancelled"]
     assert messages[0]["intake_time_display"] == "Mon, Nov 23 at 8:00 AM"
     with session_scope(database_url) as session:
@@ -65,8 +65,8 @@ def test_reschedule_moves_the_call_and_the_old_time_is_free_again(database_url: 
     slots = lookup(validator, code, "maria@example.com", "intake_reschedule_form")
     slots["requested_slot"] = "intake_new_time"
     events, messages = run(
-        validator, tracker(slots, "next Tuesday at 10", {"intake_new_time": "next Tuesday at 10"},
-                           form="intake_reschedule_form"),
+        validator,
+        tracker(slots, "next Tuesday at 10", {"intake_new_time": "next Tuesday at 10"}, form="intake_reschedule_form"),
     )
     slots.update(slot_events(events))
     assert slots["intake_time_display"] == "Tue, Nov 24 at 10:00 AM"
@@ -86,8 +86,8 @@ def test_reschedule_to_a_taken_time_offers_others(database_url: str) -> None:
     slots = lookup(validator, code, "2125550123", "intake_reschedule_form")
     slots["requested_slot"] = "intake_new_time"
     events, messages = run(
-        validator, tracker(slots, "2026-11-23 09:00", {"intake_new_time": "2026-11-23 09:00"},
-                           form="intake_reschedule_form"),
+        validator,
+        tracker(slots, "2026-11-23 09:00", {"intake_new_time": "2026-11-23 09:00"}, form="intake_reschedule_form"),
     )
     assert responses(messages) == ["utter_intake_time_taken"]
     assert slot_events(events)["intake_new_time"] is None

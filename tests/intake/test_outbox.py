@@ -92,10 +92,22 @@ def test_unreachable_webhook_times_out_and_keeps_the_notice(database_url: str) -
 
 def test_the_worker_process_delivers_after_the_webhook_recovers(database_url: str, webhook: FlakyWebhook) -> None:
     FormSession().fill(ADULT_ANSWERS)
-    env = dict(os.environ, DATABASE_URL=database_url, INTAKE_WEBHOOK_URL=webhook.url, PYTHONPATH=str(ROOT),
-               INTAKE_OUTBOX_POLL_SECONDS="0.2", INTAKE_OUTBOX_BACKOFF_SECONDS="0.2")
-    worker = subprocess.Popen([sys.executable, "-m", "bot.intake.outbox"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        INTAKE_WEBHOOK_URL=webhook.url,
+        PYTHONPATH=str(ROOT),
+        INTAKE_OUTBOX_POLL_SECONDS="0.2",
+        INTAKE_OUTBOX_BACKOFF_SECONDS="0.2",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.intake.outbox"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while pending_count(database_url) and time.monotonic() < deadline:
