@@ -321,19 +321,11 @@ class ValidateIntakeForm(FormValidationAction):
         if answer is None and "book" in text.lower():
             answer = True
         if answer is False:
-            dispatcher.utter_message(response="utter_intake_which_field", buttons=correction_buttons(domain))
+            dispatcher.utter_message(response="utter_intake_which_field")
             return {"intake_confirmed": None, "intake_asked": True}
         if answer is None:
             return _rejected(dispatcher, tracker, "intake_confirmed", "utter_intake_invalid_confirm")
         return await book_from_slots(dispatcher, tracker)
-
-
-CORRECTION_FIELDS = ["name", "age", "phone or email", "voicemail", "state", "insurance", "care", "preferences", "time"]
-
-
-def correction_buttons(domain: DomainDict) -> List[Dict[str, str]]:
-    # Titles are the field words the correction parser understands (flow.CORRECTIONS).
-    return [{"title": field, "payload": f"change the {field}"} for field in CORRECTION_FIELDS]
 
 
 def details_from_slots(slots: Dict[str, Any]) -> store.IntakeDetails:
@@ -366,7 +358,7 @@ async def book_from_slots(dispatcher: CollectingDispatcher, tracker: Tracker) ->
         await _offer_times(dispatcher, "utter_intake_time_just_taken")
         return {"intake_time": None, "intake_time_display": None, "intake_confirmed": None, "intake_asked": True}
     except DatabaseUnavailable:
-        dispatcher.utter_message(response="utter_intake_database_down")
+        dispatcher.utter_message(response="utter_intake_database_down_confirm")
         return {"intake_confirmed": None, "intake_asked": True}
     return {"intake_confirmed": "yes", "intake_booking_code": booked.code, "intake_outcome": "booked"}
 

@@ -216,7 +216,7 @@ def test_corrections_reask_only_that_field(database_url: str) -> None:
     assert form.requested == "intake_confirmed"
     _, messages = form.answer("no")
     assert responses(messages) == ["utter_intake_which_field"]
-    assert next(b["payload"] for b in messages[0]["buttons"]) == "change the name"
+    assert not messages[0]["buttons"]  # the field buttons are part of the response in domain.yml
     form.answer("change the time")
     assert form.requested == "intake_time"
     form.answer("2026-11-23 09:00")

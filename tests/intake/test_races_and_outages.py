@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 import pytest
 from sqlalchemy import select
 
-from actions.intake import ValidateIntakeForm
+from actions.intake import ActionAskIntakeTime, ValidateIntakeForm
 from bot.db import session_scope
 from bot.intake.models import Booking, OutboxMessage
 from tests.intake.conftest import MONDAY_8, responses, run, slot_events, tracker
@@ -72,7 +72,7 @@ def test_database_down_gives_the_phone_keeps_the_answers_and_retries(
     monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")
     caplog.set_level(logging.DEBUG)
     events, messages = run(ValidateIntakeForm(), tracker(slots, "yes", {"intake_confirmed": "yes"}))
-    assert responses(messages) == ["utter_intake_database_down"]
+    assert responses(messages) == ["utter_intake_database_down_confirm"]
     changes = slot_events(events)
     assert changes["intake_confirmed"] is None and changes["requested_slot"] == "intake_confirmed"
     assert not {name for name, value in changes.items() if value is None} - {"intake_confirmed", "intake_last_name"}
@@ -92,3 +92,14 @@ def test_no_personal_data_in_application_logs(database_url: str, caplog: pytest.
     assert "intake call booked" in logged
     for personal in ("Maria", "Lopez", "5550123", "maria@example.com", "New York", "UnitedHealthcare"):
         assert personal not in logged
+
+
+def test_database_down_at_the_time_question_gives_the_phone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")
+    _, messages = run(ActionAskIntakeTime(), tracker({"requested_slot": "intake_time"}))
+    assert responses(messages) == ["utter_intake_database_down"]
+    form = FormSession()
+    form.fill(ADULT_ANSWERS, stop_before="intake_time")
+    changes, messages = form.answer("2026-11-23 08:00")
+    assert responses(messages) == ["utter_intake_database_down"]
+    assert changes["intake_time"] is None and form.slots["intake_name"] == "Maria Lopez"

@@ -88,3 +88,12 @@ def test_required_slots_for_adults_minors_and_preferences() -> None:
 )
 def test_corrections_name_the_slot_to_ask_again(text: str, first_slot: str) -> None:
     assert flow.correction_targets(text)[0] == first_slot
+
+
+def test_every_which_field_button_reasks_a_different_question() -> None:
+    from tests.intake.conftest import DOMAIN
+
+    (variation,) = DOMAIN["responses"]["utter_intake_which_field"]
+    firsts = [flow.correction_targets(button["payload"])[0] for button in variation["buttons"]]
+    assert len(set(firsts)) == len(firsts)
+    assert set(firsts) <= set(flow.FORM_SLOTS)
