@@ -450,6 +450,8 @@ class ActionIntakeFinish(Action):
 class ValidateIntakeCancelForm(FormValidationAction):
     """Finds the booking from its confirmation code plus the phone or email given when booking."""
 
+    announce_found = False  # cancelling says the time in its final reply
+
     def name(self) -> str:
         return "validate_intake_cancel_form"
 
@@ -474,16 +476,17 @@ class ValidateIntakeCancelForm(FormValidationAction):
         except DatabaseUnavailable:
             dispatcher.utter_message(response="utter_intake_database_down")
             return {"intake_lookup_contact": None}
-        return _accepted(
-            {
-                "intake_lookup_contact": str(value),
-                "intake_time_display": schedule.describe(practice(), booked.starts_at),
-            }
-        )
+        shown = schedule.describe(practice(), booked.starts_at)
+        if self.announce_found:
+            # Passed along because the slot is only set after this reply is rendered.
+            dispatcher.utter_message(response="utter_intake_booking_found", intake_time_display=shown)
+        return _accepted({"intake_lookup_contact": str(value), "intake_time_display": shown})
 
 
 class ValidateIntakeRescheduleForm(ValidateIntakeCancelForm):
     """Like cancelling, then a new time, moved in one transaction (the old time is freed)."""
+
+    announce_found = True
 
     def name(self) -> str:
         return "validate_intake_reschedule_form"

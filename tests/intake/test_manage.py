@@ -63,6 +63,7 @@ def test_reschedule_moves_the_call_and_the_old_time_is_free_again(database_url: 
     code = booked_code()
     validator = ValidateIntakeRescheduleForm()
     slots = lookup(validator, code, "maria@example.com", "intake_reschedule_form")
+    assert responses(slots.pop("_messages")) == ["utter_intake_booking_found"]
     slots["requested_slot"] = "intake_new_time"
     events, messages = run(
         validator,
