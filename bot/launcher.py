@@ -107,8 +107,8 @@ def commands(settings: Runtime, token: str, endpoints: Path) -> Dict[str, List[s
             "--port",
             str(settings.rasa_port),
             "--enable-api",
-            "--auth-token",
-            token,
+            # One argument with "=": a generated token may start with "-", which argparse takes for an option.
+            f"--auth-token={token}",
             "--cors",
             *settings.allowed_origins,
         ],
