@@ -87,6 +87,8 @@ def test_booking_an_intake_call_end_to_end(booking_assistant: Dict) -> None:
     assert "automated assistant" in replies[0]["text"]
     assert [b["payload"] for b in replies[-1]["buttons"]] == ["for me", "for my child", "for someone else"]
     say(booking_assistant, sender, "for me")
+    person = say(booking_assistant, sender, "can I talk to a real person")
+    assert "(555) 010-4477" in person[0]["text"] and person[-1]["text"] == "How old are you?"
     why = say(booking_assistant, sender, "why do you need that?")
     assert "parent or guardian" in why[0]["text"] and why[-1]["text"] == "How old are you?"
     for answer in ["34", "Maria Lopez", "212 555 0123", "text", "no", "NY", "Aetna", "therapy only"]:
