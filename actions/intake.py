@@ -103,9 +103,9 @@ async def _check_time(dispatcher: CollectingDispatcher, text: str) -> Tuple[date
             response = "utter_intake_time_too_soon"
         else:
             response = "utter_intake_time_not_on_grid" if in_hours else "utter_intake_time_outside_hours"
-        await _offer_times(dispatcher, response, not_before=start) if in_hours else await _offer_times(
-            dispatcher, response
-        )
+        # Inside opening hours the nearest later times help most; outside them, simply the next free ones.
+        window = {"not_before": start} if in_hours else {}
+        await _offer_times(dispatcher, response, **window)
         return None, True
     try:
         free = await _free_starts(not_before=start, not_after=start + timedelta(minutes=1))

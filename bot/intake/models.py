@@ -4,7 +4,6 @@ and the outbox of staff notices (written in the same transaction as the booking)
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
@@ -108,7 +107,3 @@ class OutboxMessage(Base):
 
     def __repr__(self) -> str:  # never the payload: keep logs free of anything but ids
         return f"OutboxMessage(id={self.id}, kind={self.kind}, attempts={self.attempts})"
-
-
-def as_dict(row: Any) -> dict:
-    return {column.name: getattr(row, column.name) for column in row.__table__.columns}

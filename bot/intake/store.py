@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List
+from datetime import datetime, timezone
+from typing import Dict, Iterator, List
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -22,7 +22,7 @@ from bot.db import DatabaseUnavailable, session_scope
 from bot.intake.answers import parse_email, parse_phone
 from bot.intake.codes import new_code, normalise_code
 from bot.intake.models import Booking, ContactPreference, IntakeSlot, OutboxMessage
-from bot.intake.schedule import SEARCH_DAYS, first_free, is_bookable_start, upcoming_call_starts
+from bot.intake.schedule import first_free, is_bookable_start, upcoming_call_starts
 from bot.settings import Practice
 
 log = logging.getLogger(__name__)
@@ -249,12 +249,3 @@ def reschedule(
         raise
     log.info("intake call rescheduled: booking_id=%s", result.booking_id)
     return result
-
-
-def search_horizon(now: datetime) -> datetime:
-    return now + timedelta(days=SEARCH_DAYS)
-
-
-def booking_count(url: str | None = None, **filters: Any) -> int:
-    with database_transaction(url) as session:
-        return len(session.execute(select(Booking.id).filter_by(**filters)).all())
