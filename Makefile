@@ -9,7 +9,7 @@ RASA := $(PY) -m rasa
 TRAIN_DATA := data/nlu data/rules data/stories
 MODEL := models/assistant.tar.gz
 # Everything that changes what `rasa train` produces; the model is retrained only when this changes.
-TRAIN_INPUTS := config.yml domain.yml $(shell find data/nlu data/rules data/stories bot/safety -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null | sort) constraints.txt
+TRAIN_INPUTS := config.yml domain.yml $(shell find data/nlu data/rules data/stories data/safety bot/safety -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null | sort) constraints.txt
 export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2

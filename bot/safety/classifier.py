@@ -26,7 +26,7 @@ def build_pipeline(random_state: int = 7) -> Pipeline:
     features = FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True)),
         ]
     )
     model = LogisticRegression(C=8.0, class_weight="balanced", max_iter=2000, random_state=random_state)

@@ -25,7 +25,7 @@ class SafetyDetector:
 
     def assess_many(self, texts: Sequence[str]) -> List[Assessment]:
         normalized = [self.rules.normalize(text or "") for text in texts]
-        docs = list(self.rules.nlp.pipe(normalized))
+        docs = self.rules.docs(normalized)
         assessments = [rule_assessment(result) for result in self.rules.assess_docs(docs)]
         if self.classifier is not None:
             for assessment, prediction in zip(assessments, self.classifier.predict(normalized)):

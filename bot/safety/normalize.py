@@ -19,13 +19,22 @@ SPACES = re.compile(r"\s+")
 class Normalizer:
     """Lower-cases, undoes letter-stretching and leetspeak, then applies the replacement list."""
 
-    def __init__(self, replacements: List[Tuple[str, str]]) -> None:
-        self.source = [list(pair) for pair in replacements]
+    def __init__(self, replacements: List[Tuple[str, str]], words: Dict[str, str] | None = None) -> None:
         self._compiled = [(re.compile(pattern), replacement) for pattern, replacement in replacements]
+        self._words = {key.lower(): value for key, value in (words or {}).items()}
+        # Longest first, so "my self" wins over "my"; one regex pass for the whole word list.
+        alternatives = sorted(self._words, key=len, reverse=True)
+        self._word_pattern = (
+            re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(word) for word in alternatives) + r")(?![\w'])")
+            if alternatives
+            else None
+        )
 
     @classmethod
     def from_dict(cls, document: Dict[str, Any]) -> Normalizer:
-        return cls([(str(pair[0]), str(pair[1])) for pair in document.get("replacements", [])])
+        patterns = [(str(pair[0]), str(pair[1])) for pair in document.get("patterns", [])]
+        words = {str(key): str(value) for key, value in (document.get("words") or {}).items()}
+        return cls(patterns, words)
 
     @classmethod
     def from_file(cls, path: Path) -> Normalizer:
@@ -38,4 +47,6 @@ class Normalizer:
         text = REPEATS.sub(r"\1\1", text)
         for pattern, replacement in self._compiled:
             text = pattern.sub(replacement, text)
+        if self._word_pattern is not None:
+            text = self._word_pattern.sub(lambda match: self._words[match.group(0)], text)
         return SPACES.sub(" ", text).strip()
