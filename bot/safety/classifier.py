@@ -18,7 +18,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from bot.safety.levels import LEVELS
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.8
 MODEL_FILE = "risk_classifier.pkl"
 
 

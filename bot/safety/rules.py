@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy
 import spacy
-from spacy.attrs import LEMMA, ORTH
+from spacy.attrs import LEMMA, LOWER, ORTH
 from spacy.language import Language
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
@@ -130,6 +130,13 @@ class RuleSet:
             return [{"OP": "?"}]
         optional = word.endswith("?") and len(word) > 1
         word = word[:-1] if optional else word
+        if word == "#num":
+            return [{"LIKE_NUM": True, "OP": "?"} if optional else {"LIKE_NUM": True}]
+        if word.startswith("=") and len(word) > 1:
+            exact: Dict[str, Any] = {"LOWER": word[1:]}
+            if optional:
+                exact["OP"] = "?"
+            return [exact]
         alternatives = sorted({self._lemma(option) for option in word.split("|") if option})
         if not alternatives:
             raise RuleError(f"empty token in pattern: {word!r}")
@@ -166,9 +173,9 @@ class RuleSet:
         """The lemmas of the pattern's most selective required token."""
         candidates = []
         for spec in tokens:
-            if "LEMMA" not in spec or spec.get("OP") == "?":
+            if spec.get("OP") == "?" or not ({"LEMMA", "LOWER"} & spec.keys()):
                 continue
-            lemma = spec["LEMMA"]
+            lemma = spec.get("LEMMA", spec.get("LOWER"))
             options = [lemma] if isinstance(lemma, str) else list(lemma["IN"])
             common = all(option in COMMON_LEMMAS for option in options)
             candidates.append((common, len(options), options))
@@ -181,7 +188,8 @@ class RuleSet:
         if not len(doc):
             return []
         strings = self.nlp.vocab.strings
-        for value in set(doc.to_array(LEMMA).tolist()):
+        # Anchors are lemmas, or exact lower-case forms for "=word" tokens.
+        for value in set(doc.to_array([LEMMA, LOWER]).ravel().tolist()):
             matcher = self._matchers.get(strings[value])
             if matcher is not None:
                 found.update(matcher(doc))
