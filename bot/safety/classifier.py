@@ -69,7 +69,7 @@ class RiskClassifier:
             risk = float(1.0 - row[self._none_index])
             level = "none"
             if risk >= self.threshold:
-                index, level = max(self._risk_columns, key=lambda column: row[column[0]])
+                _index, level = max(self._risk_columns, key=lambda column: row[column[0]])
             predictions.append(Prediction(risk, level))
         return predictions
 
@@ -84,5 +84,5 @@ class RiskClassifier:
     def load(cls, directory: Path) -> RiskClassifier:
         # Only ever loads the file this project wrote into its own trained model.
         with open(directory / MODEL_FILE, "rb") as handle:
-            stored = pickle.load(handle)  # noqa: S301
+            stored = pickle.load(handle)
         return cls(stored["pipeline"], stored["threshold"])

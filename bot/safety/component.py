@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -63,7 +63,7 @@ class SafetyClassifier(GraphComponent):
     """Risk rules + trained risk classifier; overrides the intent when a message expresses risk."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         return {
             # P(risk) at or above which the classifier alone raises a message to a risk level.
             "threshold": DEFAULT_THRESHOLD,
@@ -72,16 +72,16 @@ class SafetyClassifier(GraphComponent):
         }
 
     @classmethod
-    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> str | None:
         # The rules and examples are read from data/safety, which Rasa's cache cannot see.
         return data_fingerprint()
 
     def __init__(
         self,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        detector: Optional[SafetyDetector] = None,
+        detector: SafetyDetector | None = None,
     ) -> None:
         self.config = config
         self._model_storage = model_storage
@@ -91,7 +91,7 @@ class SafetyClassifier(GraphComponent):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -122,7 +122,7 @@ class SafetyClassifier(GraphComponent):
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -137,7 +137,7 @@ class SafetyClassifier(GraphComponent):
         if self.detector is None:
             raise RuntimeError("SafetyClassifier used before training or loading")
         texts = [message.get(TEXT) or "" for message in messages]
-        for message, assessment in zip(messages, self.detector.assess_many(texts)):
+        for message, assessment in zip(messages, self.detector.assess_many(texts), strict=True):
             apply_assessment(message, assessment)
         return messages
 

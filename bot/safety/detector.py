@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from bot.safety.classifier import RiskClassifier
 from bot.safety.levels import Assessment, highest, rank
@@ -11,12 +11,12 @@ from bot.safety.rules import RuleSet, rule_assessment
 
 
 class SafetyDetector:
-    def __init__(self, rules: RuleSet, classifier: Optional[RiskClassifier] = None) -> None:
+    def __init__(self, rules: RuleSet, classifier: RiskClassifier | None = None) -> None:
         self.rules = rules
         self.classifier = classifier
 
     @classmethod
-    def from_documents(cls, documents: dict, classifier: Optional[RiskClassifier] = None) -> SafetyDetector:
+    def from_documents(cls, documents: dict, classifier: RiskClassifier | None = None) -> SafetyDetector:
         normalizer = Normalizer.from_dict(documents["normalize"])
         return cls(RuleSet(documents["rules"], normalizer), classifier)
 
@@ -28,7 +28,7 @@ class SafetyDetector:
         docs = self.rules.docs(normalized)
         assessments = [rule_assessment(result) for result in self.rules.assess_docs(docs)]
         if self.classifier is not None:
-            for assessment, prediction in zip(assessments, self.classifier.predict(normalized)):
+            for assessment, prediction in zip(assessments, self.classifier.predict(normalized), strict=True):
                 assessment.reasons.append(f"classifier:p_risk={prediction.risk_probability:.3f}")
                 assessment.score = max(assessment.score, prediction.risk_probability)
                 if rank(prediction.level) > rank(assessment.level):

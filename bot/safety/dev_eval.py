@@ -49,25 +49,26 @@ def run_dev_eval() -> int:
     for train_index, test_index in folds.split(normalized, levels):
         classifier = RiskClassifier.train([normalized[i] for i in train_index], levels[train_index].tolist())
         predictions = classifier.predict([normalized[i] for i in test_index])
-        for i, prediction in zip(test_index, predictions):
+        for i, prediction in zip(test_index, predictions, strict=True):
             probabilities[i] = prediction.risk_probability
             classifier_levels[i] = prediction.level
     by_category: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
-    for (text, level, category), rule_level, clf_level in zip(examples, rule_levels, classifier_levels):
+    ok: bool
+    for (_text, level, category), rule_level, clf_level in zip(examples, rule_levels, classifier_levels, strict=True):
         final = highest(rule_level, clf_level)
         ok = final == "none" if level == "none" else final != "none"
         by_category[(level, category)][0] += 1
         by_category[(level, category)][1] += int(ok)
     print(f"{FOLDS}-fold cross-validation on {len(examples)} of the team's own examples (rules + classifier)")
     nlu_none = [0, 0]
-    for (level, category), (count, ok) in list(by_category.items()):
+    for (level, category), (count, correct) in list(by_category.items()):
         if category.startswith("nlu:") and level == "none":
             nlu_none[0] += count
-            nlu_none[1] += ok
+            nlu_none[1] += correct
             del by_category[(level, category)]
     by_category[("none", "nlu:other intents")] = nlu_none
-    for (level, category), (count, ok) in sorted(by_category.items(), key=lambda item: (-rank(item[0][0]), item[0])):
-        print(f"  {level:9} {category:28} {ok:4}/{count:<4} {100 * ok / count:6.1f}%")
+    for (level, category), (count, passed) in sorted(by_category.items(), key=lambda item: (-rank(item[0][0]), item[0])):
+        print(f"  {level:9} {category:28} {passed:4}/{count:<4} {100 * passed / count:6.1f}%")
     risky = levels != "none"
     print("classifier alone, by threshold (recall on risk examples / false crisis on none examples):")
     for threshold in THRESHOLDS:
@@ -75,8 +76,8 @@ def run_dev_eval() -> int:
         recall = flagged[risky].mean() * 100
         false_alarm = flagged[~risky].mean() * 100
         print(f"  threshold {threshold:.1f}: recall {recall:5.1f}%  false crisis {false_alarm:5.1f}%")
-    finals = [highest(r, c) for r, c in zip(rule_levels, classifier_levels)]
-    imminent = [f == "imminent" for f, level in zip(finals, levels) if level == "imminent"]
-    rules_recall = np.mean([r != "none" for r, level in zip(rule_levels, levels) if level != "none"]) * 100
+    finals = [highest(r, c) for r, c in zip(rule_levels, classifier_levels, strict=True)]
+    imminent = [f == "imminent" for f, level in zip(finals, levels, strict=True) if level == "imminent"]
+    rules_recall = np.mean([r != "none" for r, level in zip(rule_levels, levels, strict=True) if level != "none"]) * 100
     print(f"rules alone: recall {rules_recall:.1f}%  |  imminent rated imminent: {100 * np.mean(imminent):.1f}%")
     return 0

@@ -26,6 +26,6 @@ def load_component(model_path: Path = DEFAULT_MODEL) -> SafetyClassifier:
         for node_name, node in metadata.predict_schema.nodes.items():
             if node.uses is SafetyClassifier and node.resource is not None:
                 context = ExecutionContext(metadata.predict_schema, metadata.model_id)
-                context.node_name = node_name  # type: ignore[misc]
+                context.node_name = node_name
                 return SafetyClassifier.load(node.config, storage, node.resource, context)
     raise ModelError(f"{model_path} has no {SafetyClassifier.__name__} in its pipeline")

@@ -92,7 +92,7 @@ class RuleSet:
         self.document = document
         self.normalizer = normalizer
         self.nlp = nlp or blank_pipeline()
-        self._lemmas = self.nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")
+        self._lemmas = self.nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")  # type: ignore[attr-defined]
         # The lookup table (spacy-lookups-data) as word hash → lemma hash, applied to whole documents
         # with numpy: the same lemmas as the lemmatizer pipe, ~3x faster than calling it per token.
         strings = self.nlp.vocab.strings
@@ -175,7 +175,7 @@ class RuleSet:
         for spec in tokens:
             if spec.get("OP") == "?" or not ({"LEMMA", "LOWER"} & spec.keys()):
                 continue
-            lemma = spec.get("LEMMA", spec.get("LOWER"))
+            lemma: Any = spec.get("LEMMA", spec.get("LOWER"))
             options = [lemma] if isinstance(lemma, str) else list(lemma["IN"])
             common = all(option in COMMON_LEMMAS for option in options)
             candidates.append((common, len(options), options))
@@ -211,10 +211,13 @@ class RuleSet:
     def docs(self, normalized_texts: Sequence[str]) -> List[Doc]:
         """Tokenized documents with lemmas, for already normalized texts."""
         docs = []
-        for doc in self.nlp.tokenizer.pipe(normalized_texts):
+        tokenizer: Any = self.nlp.tokenizer
+        for doc in tokenizer.pipe(normalized_texts):
             if len(doc):
                 orths = doc.to_array(ORTH).tolist()
-                lemmas = numpy.fromiter((self._lemma_hashes.get(orth, orth) for orth in orths), numpy.uint64, len(orths))
+                lemmas = numpy.fromiter(
+                    (self._lemma_hashes.get(orth, orth) for orth in orths), numpy.uint64, len(orths)
+                )
                 doc.from_array([LEMMA], lemmas.reshape(-1, 1))
             docs.append(doc)
         return docs
