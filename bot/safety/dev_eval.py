@@ -67,7 +67,8 @@ def run_dev_eval() -> int:
             nlu_none[1] += correct
             del by_category[(level, category)]
     by_category[("none", "nlu:other intents")] = nlu_none
-    for (level, category), (count, passed) in sorted(by_category.items(), key=lambda item: (-rank(item[0][0]), item[0])):
+    ordered = sorted(by_category.items(), key=lambda item: (-rank(item[0][0]), item[0]))
+    for (level, category), (count, passed) in ordered:
         print(f"  {level:9} {category:28} {passed:4}/{count:<4} {100 * passed / count:6.1f}%")
     risky = levels != "none"
     print("classifier alone, by threshold (recall on risk examples / false crisis on none examples):")
