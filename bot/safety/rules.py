@@ -30,7 +30,7 @@ PAST_SENSITIVE = {"suicidal_ideation", "self_harm", "hiding_injuries", "imminent
 HELP_SENSITIVE = {"self_harm", "hiding_injuries", "eating_disorder"}
 TIMEABLE = {"suicidal_ideation", "self_harm", "harm_others", "means_seeking"}
 SELF_CATEGORIES = {"suicidal_ideation", "self_harm", "hiding_injuries"}
-MODIFIER_KEYS = ("figurative", "past_cues", "recent_cues", "help_seeking_cues", "imminent_cues")
+MODIFIER_KEYS = ("figurative", "past_cues", "recent_cues", "help_seeking_cues", "imminent_cues", "hypothetical_cues")
 # Words too frequent to index a pattern by (see RuleSet._anchor).
 COMMON_LEMMAS = {"i", "be", "my", "to", "the", "a", "an", "and", "of", "in", "on", "it", "me", "you", "that",
                  "this", "do", "have", "not", "no", "will", "would", "can", "could", "just", "so", "for", "with"}
@@ -256,6 +256,8 @@ class RuleSet:
                 hit.dropped = "figurative"
             elif not hit.exempt_from_negation and self._negated(doc, hit):
                 hit.dropped = "negated"
+            if not hit.dropped and hit.category == "third_party" and spans["hypothetical_cues"]:
+                hit.dropped = "hypothetical"
         alive = [hit for hit in hits if not hit.dropped]
         return self._decide(alive, spans, hits)
 
