@@ -33,7 +33,7 @@ class RiskRecordingTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         await super().save(tracker)
         try:
-            turns = risk_turns(tracker.sender_id, tracker.current_state(events=True)["events"] or [])
+            turns = risk_turns(tracker.sender_id, [event.as_dict() for event in tracker.events])
         except Exception:  # a record must never break the conversation
             logger.exception("could not read risk turns from the tracker")
             return

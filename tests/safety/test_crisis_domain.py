@@ -30,7 +30,8 @@ def rendered(response: str, topic: str) -> List[Dict[str, Any]]:
 
 
 def all_crisis_variations() -> List[Any]:
-    return [(name, topic) for name in ("utter_risk_imminent", "utter_risk_acute", "utter_risk_concern") for topic in TOPICS]
+    names = ("utter_risk_imminent", "utter_risk_acute", "utter_risk_concern")
+    return [(name, topic) for name in names for topic in TOPICS]
 
 
 @pytest.mark.parametrize(("response", "topic"), all_crisis_variations())
