@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import Any, List, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -51,7 +51,7 @@ class RiskClassifier:
         self,
         features: FeatureUnion,
         binary: LogisticRegression,
-        leveler: LogisticRegression,
+        leveler: Any,
         threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         self.features = features
@@ -73,7 +73,7 @@ class RiskClassifier:
         is_risk = labels != "none"
         binary = build_model().fit(matrix, is_risk)
         leveler = build_model().fit(matrix[is_risk], labels[is_risk]) if len(set(labels[is_risk])) > 1 else None
-        return cls(features, binary, leveler or _OneLevel(str(labels[is_risk][0])), threshold)  # type: ignore[arg-type]
+        return cls(features, binary, leveler or _OneLevel(str(labels[is_risk][0])), threshold)
 
     def risk_probabilities(self, normalized_texts: Sequence[str]) -> np.ndarray:
         return self.binary.predict_proba(self.features.transform(list(normalized_texts)))[:, self._risk_column]
