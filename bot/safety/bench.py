@@ -32,8 +32,12 @@ def measure_detector(model: Path, messages: List[str]) -> float:
 
 
 def measure_rasa_parse(model: Path, messages: List[str]) -> float:
-    from rasa.core.agent import Agent
+    import logging
 
+    from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)  # Rasa logs every parse at debug level otherwise
     agent = Agent.load(str(model))
 
     async def parse_all() -> float:

@@ -107,6 +107,7 @@ class RuleSet:
         # it cannot match without. A single Matcher with every pattern is ~20x slower.
         self._matchers: Dict[str, Matcher] = {}
         self._keys: Dict[int, Tuple[str, str, bool]] = {}
+        self._matchers_by_hash: Dict[int, Matcher] = {}
         self._exempt: Set[Tuple[str, int]] = set()
         self._pattern_count = 0
         for name, spec in self.categories.items():
