@@ -33,7 +33,11 @@ SELF_CATEGORIES = {"suicidal_ideation", "self_harm", "hiding_injuries"}
 MODIFIER_KEYS = ("figurative", "past_cues", "recent_cues", "help_seeking_cues", "imminent_cues", "hypothetical_cues")
 # Words too frequent to index a pattern by (see RuleSet._anchor).
 COMMON_LEMMAS = {"i", "be", "my", "to", "the", "a", "an", "and", "of", "in", "on", "it", "me", "you", "that",
-                 "this", "do", "have", "not", "no", "will", "would", "can", "could", "just", "so", "for", "with"}
+    "this", "do", "have", "not", "no", "will", "would", "can", "could", "just", "so", "for", "with", "he", "she",
+    "they", "our", "his", "her", "their", "how", "what", "which", "why", "when", "where", "if", "about", "up",
+    "out", "all", "at", "by", "from", "as", "get", "take", "go", "want", "feel", "think", "say", "tell", "know",
+    "make", "need", "like", "or", "but", "myself", "someone", "friend", "mom", "dad", "son", "daughter", "partner",
+    "brother", "sister", "kid", "child"}
 
 
 class RuleError(ValueError):
@@ -108,6 +112,7 @@ class RuleSet:
         self._matchers: Dict[str, Matcher] = {}
         self._keys: Dict[int, Tuple[str, str, bool]] = {}
         self._matchers_by_hash: Dict[int, Matcher] = {}
+        self._first_person = {self.nlp.vocab.strings.add(word) for word in FIRST_PERSON}
         self._exempt: Set[Tuple[str, int]] = set()
         self._pattern_count = 0
         for name, spec in self.categories.items():
@@ -188,10 +193,12 @@ class RuleSet:
         found: Set[Tuple[int, int, int]] = set()
         if not len(doc):
             return []
-        strings = self.nlp.vocab.strings
+        if not self._matchers_by_hash:
+            strings = self.nlp.vocab.strings
+            self._matchers_by_hash = {strings.add(anchor): matcher for anchor, matcher in self._matchers.items()}
         # Anchors are lemmas, or exact lower-case forms for "=word" tokens.
         for value in set(doc.to_array([LEMMA, LOWER]).ravel().tolist()):
-            matcher = self._matchers.get(strings[value])
+            matcher = self._matchers_by_hash.get(value)
             if matcher is not None:
                 found.update(matcher(doc))
         return sorted(found, key=lambda match: (match[1], match[2]))
@@ -230,6 +237,7 @@ class RuleSet:
         hits: List[Hit] = []
         spans: Dict[str, List[Tuple[int, int]]] = {key: [] for key in MODIFIER_KEYS}
         seen: Set[Tuple[str, int, int]] = set()
+        lowers: List[int] = []
         for match_id, start, end in self._matches(doc):
             kind, name, exempt = self._key(match_id)
             if kind == "mod":
@@ -238,16 +246,17 @@ class RuleSet:
             if (name, start, end) in seen:
                 continue
             seen.add((name, start, end))
-            span = doc[start:end]
+            if not lowers:
+                lowers = doc.to_array(LOWER).tolist()
             hits.append(
                 Hit(
                     category=name,
                     level=self.categories[name]["level"],
                     start=start,
                     end=end,
-                    text=span.text,
+                    text="",
                     exempt_from_negation=exempt,
-                    first_person=any(token.lower_ in FIRST_PERSON for token in span),
+                    first_person=any(lowers[i] in self._first_person for i in range(start, end)),
                 )
             )
         if not hits:
@@ -260,6 +269,14 @@ class RuleSet:
             if not hit.dropped and hit.category == "third_party" and spans["hypothetical_cues"]:
                 hit.dropped = "hypothetical"
         alive = [hit for hit in hits if not hit.dropped]
+        # Text only for what is reported: the longest surviving hit per category and the dropped ones.
+        longest: Dict[str, Hit] = {}
+        for hit in alive:
+            best = longest.get(hit.category)
+            if best is None or hit.end - hit.start > best.end - best.start:
+                longest[hit.category] = hit
+        for hit in [*longest.values(), *(hit for hit in hits if hit.dropped)]:
+            hit.text = doc[hit.start : hit.end].text
         return self._decide(alive, spans, hits)
 
     def _negated(self, doc: Doc, hit: Hit) -> bool:
@@ -331,7 +348,9 @@ def rule_assessment(result: RuleResult) -> Assessment:
     """The rules' part of an assessment (the classifier may raise it later, never lower it)."""
     longest: Dict[str, Hit] = {}
     for hit in result.hits:
-        if hit.level != "none" and (hit.category not in longest or len(hit.text) > len(longest[hit.category].text)):
+        if hit.level != "none" and hit.text and (
+            hit.category not in longest or len(hit.text) > len(longest[hit.category].text)
+        ):
             longest[hit.category] = hit
     reasons = [f"rule:{hit.category}:'{hit.text}'" for hit in longest.values()]
     reasons += [f"note:{note}" for note in result.notes]
