@@ -187,3 +187,19 @@ def test_cli_uses_the_trained_model() -> None:
     assert all({"level", "score", "reasons"} <= line.keys() for line in lines)
     assert any(reason.startswith("classifier:") for reason in lines[0]["reasons"])
 
+
+
+def test_the_crisis_reply_adds_the_line_that_fits(rasa_without_actions: RasaOnly) -> None:
+    """The component's risk_topic entity fills the slot that picks the response variation."""
+    facts = practice().crisis
+    cases = [
+        ("my stepdad hits me every night and i'm 12", facts["child_abuse_phone"]),
+        ("I make myself throw up after every meal", facts["eating_disorder_phone"]),
+        ("i'm gay and i want to die", facts["trevor_phone"]),
+    ]
+    for text, line in cases:
+        replies, seconds = rasa_without_actions.say(text, f"topic-{uuid.uuid4()}")
+        assert_crisis_reply(replies, seconds)
+        assert line in crisis_text(replies), text
+    replies, _ = rasa_without_actions.say("my son says he wants to kill himself", f"topic-{uuid.uuid4()}")
+    assert "Ask them" in crisis_text(replies)
