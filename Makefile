@@ -9,12 +9,12 @@ RASA := $(PY) -m rasa
 TRAIN_DATA := data/nlu data/rules data/stories
 MODEL := models/assistant.tar.gz
 # Everything that changes what `rasa train` produces; the model is retrained only when this changes.
-TRAIN_INPUTS := config.yml domain.yml $(shell find data/nlu data/rules data/stories bot/safety -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null | sort) constraints.txt
+TRAIN_INPUTS := config.yml domain.yml $(shell find data/nlu data/rules data/stories data/safety bot/safety -type f \( -name '*.yml' -o -name '*.py' \) 2>/dev/null | sort) constraints.txt
 export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help run test install train lint unit validate rasa-test e2e lock clean node-deps browser
+.PHONY: help run test install train lint unit validate rasa-test e2e lock clean node-deps browser bench-safety safety-eval safety-dev-eval
 
 help:
 	@echo "make run   - set up everything on first use, then start the assistant (website on :8080)"
@@ -113,6 +113,21 @@ e2e: install $(NODE_DEPS) browser models/.trained-inputs
 
 test: lint validate unit models/.trained-inputs rasa-test e2e
 	@echo "==> All tests passed"
+
+# --- Safety (issue 3) -------------------------------------------------------------------------------
+# One core, one thread: the figure is per core.
+bench-safety: install models/.trained-inputs
+	@echo "==> Safety detector throughput on one core (vs Rasa's NLU parse of the same messages)"
+	@OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 $(PY) -W ignore -m bot.safety bench 2>/dev/null
+
+# The team's evaluation set (tests/safety/evaluation/*.tsv), scored with the trained model.
+safety-eval: install models/.trained-inputs
+	@$(PY) -W ignore -m bot.safety eval tests/safety/evaluation 2>/dev/null
+
+# Cross-validated figures on the training examples (how the classifier threshold was chosen).
+safety-dev-eval: install
+	@$(PY) -W ignore -m bot.safety dev-eval 2>/dev/null
+# --- end Safety --------------------------------------------------------------------------------------
 
 lock: install
 	@(echo "# Every installed version, frozen from a working venv (Python 3.10). Regenerate: make lock"; \

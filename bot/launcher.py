@@ -80,7 +80,9 @@ def write_endpoints(settings: Runtime) -> Path:
     endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
     endpoints["action_endpoint"]["url"] = settings.actions_url
     tracker = endpoints.get("tracker_store") or {}
-    if tracker.get("type") == "SQL" and tracker.get("dialect") == "sqlite":
+    # Safety (issue 3): the risk-recording store is an SQL tracker store too.
+    sql_types = ("SQL", "bot.safety.tracker_store.RiskRecordingTrackerStore")
+    if tracker.get("type") in sql_types and tracker.get("dialect") == "sqlite":
         tracker["db"] = str(settings.var_dir / "tracker.db")
     target = settings.var_dir / "endpoints.yml"
     target.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,118 @@
+"""A small trained risk classifier: word + character n-grams into two logistic regressions.
+
+Trained from the team's labelled examples (data/safety/examples) plus the NLU training data during
+`rasa train`; persisted inside the Rasa model. Two models share the features:
+- a binary one, risk vs none, whose probability is the score compared with the threshold (a single
+  4-class model would sum three risk classes and call any unfamiliar text "risky");
+- a level model trained on the risk examples only, which picks concern / acute / imminent.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
+
+from bot.safety.levels import LEVELS
+
+DEFAULT_THRESHOLD = 0.8
+MODEL_FILE = "risk_classifier.pkl"
+
+
+def build_features() -> FeatureUnion:
+    return FeatureUnion(
+        [
+            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True)),
+        ]
+    )
+
+
+def build_model(random_state: int = 7) -> LogisticRegression:
+    return LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=random_state)
+
+
+@dataclass
+class Prediction:
+    risk_probability: float
+    level: str
+
+
+class RiskClassifier:
+    """Texts must already be normalized (bot.safety.normalize)."""
+
+    def __init__(
+        self,
+        features: FeatureUnion,
+        binary: LogisticRegression,
+        leveler: Any,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self.features = features
+        self.binary = binary
+        self.leveler = leveler
+        self.threshold = threshold
+        self._risk_column = list(binary.classes_).index(True)
+
+    @classmethod
+    def train(cls, texts: Sequence[str], levels: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> RiskClassifier:
+        unknown = set(levels) - set(LEVELS)
+        if unknown:
+            raise ValueError(f"unknown levels in training data: {unknown}")
+        if "none" not in levels or len(set(levels)) < 2:
+            raise ValueError("the risk classifier needs examples of `none` and of at least one risk level")
+        features = build_features()
+        matrix = features.fit_transform(list(texts))
+        labels = np.array(levels)
+        is_risk = labels != "none"
+        binary = build_model().fit(matrix, is_risk)
+        leveler = build_model().fit(matrix[is_risk], labels[is_risk]) if len(set(labels[is_risk])) > 1 else None
+        return cls(features, binary, leveler or _OneLevel(str(labels[is_risk][0])), threshold)
+
+    def risk_probabilities(self, normalized_texts: Sequence[str]) -> np.ndarray:
+        return self.binary.predict_proba(self.features.transform(list(normalized_texts)))[:, self._risk_column]
+
+    def predict(self, normalized_texts: Sequence[str]) -> List[Prediction]:
+        if not normalized_texts:
+            return []
+        matrix = self.features.transform(list(normalized_texts))
+        risk = self.binary.predict_proba(matrix)[:, self._risk_column]
+        flagged = np.flatnonzero(risk >= self.threshold)
+        levels = ["none"] * len(normalized_texts)
+        if len(flagged):
+            for index, level in zip(flagged, self.leveler.predict(matrix[flagged]), strict=True):
+                levels[index] = str(level)
+        return [Prediction(float(p), level) for p, level in zip(risk, levels, strict=True)]
+
+    def save(self, directory: Path) -> None:
+        stored = {
+            "features": self.features,
+            "binary": self.binary,
+            "leveler": self.leveler,
+            "threshold": self.threshold,
+        }
+        with open(directory / MODEL_FILE, "wb") as handle:
+            pickle.dump(stored, handle)
+
+    @classmethod
+    def load(cls, directory: Path) -> RiskClassifier:
+        # Only ever loads the file this project wrote into its own trained model.
+        with open(directory / MODEL_FILE, "rb") as handle:
+            stored = pickle.load(handle)
+        return cls(stored["features"], stored["binary"], stored["leveler"], stored["threshold"])
+
+
+class _OneLevel:
+    """Stands in for the level model when the training data has a single risk level."""
+
+    def __init__(self, level: str) -> None:
+        self.level = level
+
+    def predict(self, matrix: object) -> List[str]:
+        return [self.level] * int(getattr(matrix, "shape", (0,))[0])

@@ -1,0 +1,84 @@
+"""Cross-validated figures on the team's own labelled examples (data/safety/examples).
+
+For each of 5 folds the classifier is trained on the other folds; the rules need no training. Prints
+recall per category, the false-crisis rate on `none` examples, and how recall and false alarms of the
+classifier ALONE move with its threshold (how the threshold in config.yml was chosen).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Dict, List, Tuple
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from bot.safety.classifier import RiskClassifier
+from bot.safety.data_files import load_examples, load_rule_documents
+from bot.safety.detector import SafetyDetector
+from bot.safety.levels import highest, rank
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+FOLDS = 5
+
+
+def nlu_examples() -> List[Tuple[str, str, str]]:
+    """The NLU training examples, labelled as the component labels them during `rasa train`."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from bot.safety.component import LEVEL_OF_INTENT
+    from bot.settings import PROJECT_ROOT
+
+    data = load_data(str(PROJECT_ROOT / "data" / "nlu"))
+    return [
+        (example.get("text"), LEVEL_OF_INTENT.get(example.get("intent"), "none"), f"nlu:{example.get('intent')}")
+        for example in data.intent_examples
+    ]
+
+
+def run_dev_eval() -> int:
+    examples = load_examples() + nlu_examples()
+    documents = load_rule_documents()
+    rules_only = SafetyDetector.from_documents(documents)
+    normalized = [rules_only.rules.normalize(text) for text, _, _ in examples]
+    levels = np.array([level for _, level, _ in examples])
+    rule_levels = [assessment.level for assessment in rules_only.assess_many([t for t, _, _ in examples])]
+    probabilities = np.zeros(len(examples))
+    classifier_levels = ["none"] * len(examples)
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=7)
+    for train_index, test_index in folds.split(normalized, levels):
+        classifier = RiskClassifier.train([normalized[i] for i in train_index], levels[train_index].tolist())
+        predictions = classifier.predict([normalized[i] for i in test_index])
+        for i, prediction in zip(test_index, predictions, strict=True):
+            probabilities[i] = prediction.risk_probability
+            classifier_levels[i] = prediction.level
+    by_category: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
+    ok: bool
+    for (_text, level, category), rule_level, clf_level in zip(examples, rule_levels, classifier_levels, strict=True):
+        final = highest(rule_level, clf_level)
+        ok = final == "none" if level == "none" else final != "none"
+        by_category[(level, category)][0] += 1
+        by_category[(level, category)][1] += int(ok)
+    print(f"{FOLDS}-fold cross-validation on {len(examples)} of the team's own examples (rules + classifier)")
+    nlu_none = [0, 0]
+    for (level, category), (count, correct) in list(by_category.items()):
+        if category.startswith("nlu:") and level == "none":
+            nlu_none[0] += count
+            nlu_none[1] += correct
+            del by_category[(level, category)]
+    by_category[("none", "nlu:other intents")] = nlu_none
+    ordered = sorted(by_category.items(), key=lambda item: (-rank(item[0][0]), item[0]))
+    for (level, category), (count, passed) in ordered:
+        print(f"  {level:9} {category:28} {passed:4}/{count:<4} {100 * passed / count:6.1f}%")
+    risky = levels != "none"
+    print("classifier alone, by threshold (recall on risk examples / false crisis on none examples):")
+    for threshold in THRESHOLDS:
+        flagged = probabilities >= threshold
+        recall = flagged[risky].mean() * 100
+        false_alarm = flagged[~risky].mean() * 100
+        print(f"  threshold {threshold:.1f}: recall {recall:5.1f}%  false crisis {false_alarm:5.1f}%")
+    finals = [highest(r, c) for r, c in zip(rule_levels, classifier_levels, strict=True)]
+    imminent = [f == "imminent" for f, level in zip(finals, levels, strict=True) if level == "imminent"]
+    rules_recall = np.mean([r != "none" for r, level in zip(rule_levels, levels, strict=True) if level != "none"]) * 100
+    print(f"rules alone: recall {rules_recall:.1f}%  |  imminent rated imminent: {100 * np.mean(imminent):.1f}%")
+    return 0

@@ -1,0 +1,95 @@
+"""Turn a conversation's risk turns into rows of the application database's `risk_events` table."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List
+
+from bot.safety.models import RiskEvent
+
+logger = logging.getLogger(__name__)
+
+STICKY_REPLIES = {"utter_risk_acute", "utter_risk_imminent", "utter_risk_concern"}
+
+
+@dataclass(frozen=True)
+class RiskTurn:
+    conversation_id: str
+    message_id: str | None
+    level: str
+    score: float
+    categories: str
+    reasons: List[str]
+
+
+def risk_turns(conversation_id: str, events: Iterable[Dict[str, Any]]) -> List[RiskTurn]:
+    """Risk turns in a list of serialized tracker events.
+
+    A user message counts when the safety component rated it above `none`, or when it was a
+    method-adjacent message that the sticky-risk rules answered with a crisis reply.
+    """
+    turns: List[RiskTurn] = []
+    pending: Dict[str, Any] | None = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            pending = None
+            parse_data = event.get("parse_data") or {}
+            safety = parse_data.get("safety") or {}
+            level = safety.get("level", "none")
+            if level != "none":
+                turns.append(_turn(conversation_id, event, level, safety))
+            elif safety.get("means_adjacent"):
+                pending = event
+        elif kind == "action" and pending is not None and event.get("name") in STICKY_REPLIES:
+            safety = dict((pending.get("parse_data") or {}).get("safety") or {})
+            safety["reasons"] = [*safety.get("reasons", []), "sticky:method-adjacent after an earlier risk turn"]
+            safety["categories"] = [*safety.get("categories", []), "means_adjacent"]
+            turns.append(_turn(conversation_id, pending, event["name"].removeprefix("utter_risk_"), safety))
+            pending = None
+    return turns
+
+
+def _turn(conversation_id: str, event: Dict[str, Any], level: str, safety: Dict[str, Any]) -> RiskTurn:
+    return RiskTurn(
+        conversation_id=conversation_id,
+        message_id=event.get("message_id"),
+        level=level,
+        score=float(safety.get("score", 0.0)),
+        categories=",".join(safety.get("categories", []))[:255],
+        reasons=list(safety.get("reasons", [])),
+    )
+
+
+def record(turns: List[RiskTurn], database_url: str) -> int:
+    """Insert the turns not stored yet (one row per message); returns how many were added."""
+    if not turns:
+        return 0
+    from bot.db import session_scope
+
+    added = 0
+    with session_scope(database_url) as session:
+        conversation_ids = {turn.conversation_id for turn in turns}
+        stored = {
+            (row.conversation_id, row.message_id)
+            for row in session.query(RiskEvent.conversation_id, RiskEvent.message_id).filter(
+                RiskEvent.conversation_id.in_(conversation_ids)
+            )
+        }
+        for turn in turns:
+            if (turn.conversation_id, turn.message_id) in stored:
+                continue
+            stored.add((turn.conversation_id, turn.message_id))
+            session.add(
+                RiskEvent(
+                    conversation_id=turn.conversation_id,
+                    message_id=turn.message_id,
+                    level=turn.level,
+                    score=turn.score,
+                    categories=turn.categories,
+                    reasons=turn.reasons,
+                )
+            )
+            added += 1
+    return added

@@ -1,0 +1,371 @@
+"""Keyword and pattern rules over lemmas (spaCy blank English + lookup lemmatizer + Matcher).
+
+The pattern lists live in data/safety/rules.yml; see the comment at its top for the syntax. The whole
+rule set (normalization + rules) is a plain dict so the trained Rasa model can carry its own copy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
+
+import numpy
+import spacy
+from spacy.attrs import LEMMA, LOWER, ORTH
+from spacy.language import Language
+from spacy.matcher import Matcher
+from spacy.tokens import Doc
+
+from bot.safety.levels import LEVELS, Assessment, highest, rank
+from bot.safety.normalize import Normalizer
+
+GROUP = re.compile(r"\(([^()]*)\)(\?)?")
+GAP_TOKENS = 4
+FIRST_PERSON = {"i", "me", "my", "myself", "mine"}
+# Categories whose hits read differently when the message talks about the past or asks for help.
+PAST_SENSITIVE = {"suicidal_ideation", "self_harm", "hiding_injuries", "imminent_act", "abuse", "sexual_abuse",
+                  "eating_disorder", "means_seeking"}
+HELP_SENSITIVE = {"self_harm", "hiding_injuries", "eating_disorder"}
+TIMEABLE = {"suicidal_ideation", "self_harm", "harm_others", "means_seeking"}
+SELF_CATEGORIES = {"suicidal_ideation", "self_harm", "hiding_injuries"}
+MODIFIER_KEYS = ("figurative", "past_cues", "recent_cues", "help_seeking_cues", "imminent_cues", "hypothetical_cues")
+# Words too frequent to index a pattern by (see RuleSet._anchor).
+COMMON_LEMMAS = {"i", "be", "my", "to", "the", "a", "an", "and", "of", "in", "on", "it", "me", "you", "that",
+    "this", "do", "have", "not", "no", "will", "would", "can", "could", "just", "so", "for", "with", "he", "she",
+    "they", "our", "his", "her", "their", "how", "what", "which", "why", "when", "where", "if", "about", "up",
+    "out", "all", "at", "by", "from", "as", "get", "take", "go", "want", "feel", "think", "say", "tell", "know",
+    "make", "need", "like", "or", "but", "myself", "someone", "friend", "mom", "dad", "son", "daughter", "partner",
+    "brother", "sister", "kid", "child"}
+
+
+class RuleError(ValueError):
+    """A pattern in the rules file cannot be compiled."""
+
+
+def expand_groups(pattern: str) -> List[str]:
+    """'a (b c|d)? e' → ['a b c e', 'a d e', 'a e']."""
+    match = GROUP.search(pattern)
+    if not match:
+        return [" ".join(pattern.split())]
+    options = [option.strip() for option in match.group(1).split("|")]
+    if match.group(2):
+        options.append("")
+    expanded: List[str] = []
+    for option in options:
+        expanded.extend(expand_groups(pattern[: match.start()] + " " + option + " " + pattern[match.end():]))
+    return expanded
+
+
+def blank_pipeline() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+    nlp.initialize()
+    return nlp
+
+
+@dataclass
+class Hit:
+    category: str
+    level: str
+    start: int
+    end: int
+    text: str
+    exempt_from_negation: bool
+    first_person: bool
+    dropped: str = ""
+
+
+@dataclass
+class RuleResult:
+    """The rules' verdict for one message, with the surviving hits."""
+
+    level: str
+    hits: List[Hit]
+    topics: List[str]
+    person_other: bool
+    means_adjacent: bool
+    notes: List[str] = field(default_factory=list)
+
+
+class RuleSet:
+    """Compiled risk rules. Build once (a few hundred ms), then call `assess_docs` per batch."""
+
+    def __init__(self, document: Dict[str, Any], normalizer: Normalizer, nlp: Language | None = None) -> None:
+        self.document = document
+        self.normalizer = normalizer
+        self.nlp = nlp or blank_pipeline()
+        self._lemmas = self.nlp.get_pipe("lemmatizer").lookups.get_table("lemma_lookup")  # type: ignore[attr-defined]
+        # The lookup table (spacy-lookups-data) as word hash → lemma hash, applied to whole documents
+        # with numpy: the same lemmas as the lemmatizer pipe, ~3x faster than calling it per token.
+        strings = self.nlp.vocab.strings
+        self._lemma_hashes: Dict[int, int] = {int(key): strings.add(value) for key, value in self._lemmas.items()}
+        self.categories: Dict[str, Dict[str, Any]] = document["categories"]
+        modifiers = document.get("modifiers", {})
+        self.negation_cues: Set[str] = set(modifiers.get("negation_cues", []))
+        self.clause_breaks: Set[str] = set(modifiers.get("clause_breaks", []))
+        self.negation_blockers: Set[str] = {self._lemma(word) for word in modifiers.get("negation_blockers", [])}
+        self.topic_order: List[str] = list(modifiers.get("topic_order", []))
+        # One small Matcher per anchor lemma: a pattern is only tried on messages that contain the word
+        # it cannot match without. A single Matcher with every pattern is ~20x slower.
+        self._matchers: Dict[str, Matcher] = {}
+        self._keys: Dict[int, Tuple[str, str, bool]] = {}
+        self._matchers_by_hash: Dict[int, Matcher] = {}
+        self._first_person = {self.nlp.vocab.strings.add(word) for word in FIRST_PERSON}
+        self._exempt: Set[Tuple[str, int]] = set()
+        self._pattern_count = 0
+        for name, spec in self.categories.items():
+            if spec.get("level") not in LEVELS:
+                raise RuleError(f"category {name}: level must be one of {LEVELS}")
+            self._add(f"cat:{name}", spec.get("patterns", []))
+        for key in MODIFIER_KEYS:
+            self._add(f"mod:{key}", modifiers.get(key, []))
+
+    @property
+    def pattern_count(self) -> int:
+        return self._pattern_count
+
+    def _lemma(self, word: str) -> str:
+        return str(self._lemmas.get(word, word))
+
+    def _token_spec(self, word: str) -> List[Dict[str, Any]]:
+        if word == "...":
+            return [{"OP": "?"}] * GAP_TOKENS
+        if word == "*":
+            return [{"OP": "?"}]
+        optional = word.endswith("?") and len(word) > 1
+        word = word[:-1] if optional else word
+        if word == "#num":
+            return [{"LIKE_NUM": True, "OP": "?"} if optional else {"LIKE_NUM": True}]
+        if word.startswith("=") and len(word) > 1:
+            exact: Dict[str, Any] = {"LOWER": word[1:]}
+            if optional:
+                exact["OP"] = "?"
+            return [exact]
+        alternatives = sorted({self._lemma(option) for option in word.split("|") if option})
+        if not alternatives:
+            raise RuleError(f"empty token in pattern: {word!r}")
+        spec: Dict[str, Any] = {"LEMMA": alternatives[0]} if len(alternatives) == 1 else {"LEMMA": {"IN": alternatives}}
+        if optional:
+            spec["OP"] = "?"
+        return [spec]
+
+    def _add(self, label: str, patterns: Iterable[str]) -> None:
+        compiled = []
+        for raw in patterns:
+            for pattern in expand_groups(str(raw)):
+                words = pattern.split()
+                if not words:
+                    continue
+                tokens: List[Dict[str, Any]] = []
+                for word in words:
+                    tokens.extend(self._token_spec(word))
+                compiled.append(tokens)
+                lemmas = {self._lemma(option) for word in words for option in word.rstrip("?").split("|")}
+                if lemmas & {self._lemma(cue) for cue in self.negation_cues}:
+                    self._exempt.add((label, len(compiled) - 1))
+        # One key per pattern so negation exemptions can be looked up per pattern.
+        for index, tokens in enumerate(compiled):
+            key = f"{label}#{index}"
+            for anchor in self._anchor(tokens):
+                if anchor not in self._matchers:
+                    self._matchers[anchor] = Matcher(self.nlp.vocab)
+                self._matchers[anchor].add(key, [tokens])
+        self._pattern_count += len(compiled)
+
+    @staticmethod
+    def _anchor(tokens: List[Dict[str, Any]]) -> List[str]:
+        """The lemmas of the pattern's most selective required token."""
+        candidates = []
+        for spec in tokens:
+            if spec.get("OP") == "?" or not ({"LEMMA", "LOWER"} & spec.keys()):
+                continue
+            lemma: Any = spec.get("LEMMA", spec.get("LOWER"))
+            options = [lemma] if isinstance(lemma, str) else list(lemma["IN"])
+            common = all(option in COMMON_LEMMAS for option in options)
+            candidates.append((common, len(options), options))
+        if not candidates:
+            raise RuleError(f"pattern has no required word: {tokens}")
+        return min(candidates, key=lambda candidate: (candidate[0], candidate[1]))[2]
+
+    def _matches(self, doc: Doc) -> List[Tuple[int, int, int]]:
+        found: Set[Tuple[int, int, int]] = set()
+        if not len(doc):
+            return []
+        if not self._matchers_by_hash:
+            strings = self.nlp.vocab.strings
+            self._matchers_by_hash = {strings.add(anchor): matcher for anchor, matcher in self._matchers.items()}
+        # Anchors are lemmas, or exact lower-case forms for "=word" tokens.
+        for value in set(doc.to_array([LEMMA, LOWER]).ravel().tolist()):
+            matcher = self._matchers_by_hash.get(value)
+            if matcher is not None:
+                found.update(matcher(doc))
+        return sorted(found, key=lambda match: (match[1], match[2]))
+
+    def _key(self, match_id: int) -> Tuple[str, str, bool]:
+        """(kind, name, exempt from negation) of a match key, parsed once per key."""
+        parsed = self._keys.get(match_id)
+        if parsed is None:
+            label, index = self.nlp.vocab.strings[match_id].rsplit("#", 1)
+            kind, name = label.split(":", 1)
+            parsed = (kind, name, (label, int(index)) in self._exempt)
+            self._keys[match_id] = parsed
+        return parsed
+
+    def normalize(self, text: str) -> str:
+        return self.normalizer(text)
+
+    def docs(self, normalized_texts: Sequence[str]) -> List[Doc]:
+        """Tokenized documents with lemmas, for already normalized texts."""
+        docs = []
+        tokenizer: Any = self.nlp.tokenizer
+        for doc in tokenizer.pipe(normalized_texts):
+            if len(doc):
+                orths = doc.to_array(ORTH).tolist()
+                lemmas = numpy.fromiter(
+                    (self._lemma_hashes.get(orth, orth) for orth in orths), numpy.uint64, len(orths)
+                )
+                doc.from_array([LEMMA], lemmas.reshape(-1, 1))
+            docs.append(doc)
+        return docs
+
+    def assess_docs(self, docs: Sequence[Doc]) -> List[RuleResult]:
+        return [self.assess_doc(doc) for doc in docs]
+
+    def assess_doc(self, doc: Doc) -> RuleResult:
+        hits: List[Hit] = []
+        spans: Dict[str, List[Tuple[int, int]]] = {key: [] for key in MODIFIER_KEYS}
+        seen: Set[Tuple[str, int, int]] = set()
+        lowers: List[int] = []
+        for match_id, start, end in self._matches(doc):
+            kind, name, exempt = self._key(match_id)
+            if kind == "mod":
+                spans[name].append((start, end))
+                continue
+            if (name, start, end) in seen:
+                continue
+            seen.add((name, start, end))
+            if not lowers:
+                lowers = doc.to_array(LOWER).tolist()
+            hits.append(
+                Hit(
+                    category=name,
+                    level=self.categories[name]["level"],
+                    start=start,
+                    end=end,
+                    text="",
+                    exempt_from_negation=exempt,
+                    first_person=any(lowers[i] in self._first_person for i in range(start, end)),
+                )
+            )
+        if not hits:
+            return RuleResult(level="none", hits=[], topics=[], person_other=False, means_adjacent=False)
+        for hit in hits:
+            if any(start < hit.end and hit.start < end for start, end in spans["figurative"]):
+                hit.dropped = "figurative"
+            elif not hit.exempt_from_negation and self._negated(doc, hit):
+                hit.dropped = "negated"
+            if not hit.dropped and hit.category == "third_party" and spans["hypothetical_cues"]:
+                hit.dropped = "hypothetical"
+        alive = [hit for hit in hits if not hit.dropped]
+        # Text only for what is reported: the longest surviving hit per category and the dropped ones.
+        longest: Dict[str, Hit] = {}
+        for hit in alive:
+            best = longest.get(hit.category)
+            if best is None or hit.end - hit.start > best.end - best.start:
+                longest[hit.category] = hit
+        for hit in [*longest.values(), *(hit for hit in hits if hit.dropped)]:
+            hit.text = doc[hit.start : hit.end].text
+        return self._decide(alive, spans, hits)
+
+    def _negated(self, doc: Doc, hit: Hit) -> bool:
+        """A negation cue inside the hit or up to 3 tokens before it, in the same clause, not blocked."""
+        begin = hit.start
+        for position in range(hit.start - 1, max(-1, hit.start - 4), -1):
+            if doc[position].lemma_ in self.clause_breaks or doc[position].text in self.clause_breaks:
+                break
+            begin = position
+        for position in range(begin, hit.end):
+            if doc[position].lemma_ in self.negation_cues or doc[position].lower_ in self.negation_cues:
+                between = {token.lemma_ for token in doc[position + 1 : hit.end]}
+                if not between & self.negation_blockers:
+                    return True
+        return False
+
+    def _decide(self, alive: List[Hit], spans: Dict[str, List[Tuple[int, int]]], all_hits: List[Hit]) -> RuleResult:
+        notes: List[str] = [f"dropped:{hit.dropped}:{hit.category}:'{hit.text}'" for hit in all_hits if hit.dropped]
+        categories = {hit.category for hit in alive}
+        person_other = any(self.categories[hit.category].get("person") == "other" for hit in alive)
+        past = bool(spans["past_cues"]) and not spans["recent_cues"]
+        helping = bool(spans["help_seeking_cues"]) and not spans["recent_cues"]
+        timed = bool(spans["imminent_cues"])
+        levels: List[str] = []
+        for hit in alive:
+            level = hit.level
+            if level == "none":
+                continue
+            if person_other and hit.category in SELF_CATEGORIES and not hit.first_person:
+                # "My son said he doesn't want to live": someone else's words, answered as a concern.
+                level = "concern"
+            elif past and hit.category in PAST_SENSITIVE:
+                level, reason = "concern", "past"
+                notes.append(f"lowered:{reason}:{hit.category}")
+            elif helping and hit.category in HELP_SENSITIVE:
+                notes.append(f"lowered:help-seeking:{hit.category}")
+                level = "concern"
+            if timed and hit.category in TIMEABLE and rank(level) >= rank("acute"):
+                notes.append(f"raised:time-or-plan:{hit.category}")
+                level = "imminent"
+            levels.append(level)
+        level = highest(*levels) if levels else "none"
+        topics = self._topics(categories, person_other)
+        return RuleResult(
+            level=level,
+            hits=alive,
+            topics=topics,
+            person_other=person_other,
+            means_adjacent="means_adjacent" in categories,
+            notes=notes,
+        )
+
+    def _topics(self, categories: Set[str], person_other: bool) -> List[str]:
+        found: Set[str] = set()
+        abuse = bool(categories & {"abuse", "sexual_abuse"})
+        if abuse and "child_signal" in categories:
+            found.add("child_abuse")
+        for name in categories:
+            topic = self.categories[name].get("topic")
+            if topic:
+                found.add(topic)
+        ordered = [topic for topic in self.topic_order if topic in found]
+        if person_other:
+            ordered.append("third_party")
+        return ordered
+
+
+def rule_assessment(result: RuleResult) -> Assessment:
+    """The rules' part of an assessment (the classifier may raise it later, never lower it)."""
+    longest: Dict[str, Hit] = {}
+    for hit in result.hits:
+        if hit.level != "none" and hit.text and (
+            hit.category not in longest or len(hit.text) > len(longest[hit.category].text)
+        ):
+            longest[hit.category] = hit
+    reasons = [f"rule:{hit.category}:'{hit.text}'" for hit in longest.values()]
+    reasons += [f"note:{note}" for note in result.notes]
+    categories = sorted({hit.category for hit in result.hits if hit.level != "none"})
+    return Assessment(
+        level=result.level,
+        score=1.0 if result.level != "none" else 0.0,
+        reasons=reasons,
+        categories=categories,
+        topic=result.topics[0] if result.topics else "general",
+        means_adjacent=result.means_adjacent,
+    )
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

@@ -1,0 +1,48 @@
+"""SQL tracker store that also records risk turns in the application database, off the reply path.
+
+Configured in endpoints.yml (`tracker_store: type: bot.safety.tracker_store.RiskRecordingTrackerStore`).
+Why here and not in an action: the crisis reply must never wait for the action server. Why in a
+background thread: Rasa saves the tracker BEFORE the REST channel answers, so a slow or unreachable
+application database would otherwise delay the crisis reply. Every database error is caught and
+logged; the reply never depends on this record.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.safety.risk_events import record, risk_turns
+from bot.settings import runtime
+
+logger = logging.getLogger(__name__)
+
+
+class RiskRecordingTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, risk_database_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.risk_database_url = risk_database_url or runtime().database_url
+        # One worker: records are written in order, and an outage can't pile up threads.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="risk-events")
+        self.last_write: Future | None = None
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await super().save(tracker)
+        try:
+            turns = risk_turns(tracker.sender_id, [event.as_dict() for event in tracker.events])
+        except Exception:  # a record must never break the conversation
+            logger.exception("could not read risk turns from the tracker")
+            return
+        if turns:
+            self.last_write = self._writer.submit(self._write, turns)
+
+    def _write(self, turns: list) -> int:
+        try:
+            return record(turns, self.risk_database_url)
+        except Exception:  # database down: log for staff, never raise into Rasa
+            logger.exception("could not record %d risk event(s) in the application database", len(turns))
+            return 0
