@@ -94,3 +94,12 @@ lock: install
 
 clean:
 	rm -rf results models/*.tar.gz models/.trained-inputs .rasa
+
+# --- Safety evaluation (issue 3): the hand-written risk set scored through the detector's CLI ----------
+# Prints recall per category, imminent level accuracy, false-crisis rates and every miss; exits
+# non-zero when a target from the issue is missed. SAFETY_EVAL_FLAGS="--show-misses" for a report only.
+SAFETY_EVAL_FLAGS ?= --show-misses --check
+.PHONY: safety-eval
+safety-eval: install models/.trained-inputs
+	@echo "==> Safety evaluation (tests/safety/evaluation/risk_cases.csv)"
+	@$(PY) -m tests.safety.evaluation.run $(SAFETY_EVAL_FLAGS)
