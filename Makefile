@@ -105,3 +105,9 @@ SAFETY_EVAL_FLAGS ?= --show-misses --check
 safety-eval: install models/.trained-inputs
 	@echo "==> Safety evaluation (tests/safety/evaluation/risk_cases.csv)"
 	@$(PY) -m tests.safety.evaluation.run $(SAFETY_EVAL_FLAGS)
+# mypy skips tests/ by configuration; the runner is a tool in its own right, so type-check it with `make lint`.
+.PHONY: lint-safety-eval
+lint: lint-safety-eval
+lint-safety-eval: install
+	@echo "==> mypy (safety evaluation runner)"
+	@$(VENV)/bin/mypy tests/safety/evaluation/run.py tests/safety/evaluation/fake_detector.py

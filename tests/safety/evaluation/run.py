@@ -223,7 +223,9 @@ def assess(texts: Sequence[str], command: Sequence[str] = DEFAULT_COMMAND) -> Li
         )
     lines = [line for line in completed.stdout.splitlines() if line.strip()]
     if len(lines) != len(texts):
-        raise EvaluationError(f"detector answered {len(lines)} lines for {len(texts)} messages")
+        stray = [line for line in lines if not line.lstrip().startswith("{")][:3]
+        hint = f"; lines that are not JSON (logging on stdout?): {stray}" if stray else ""
+        raise EvaluationError(f"detector answered {len(lines)} lines for {len(texts)} messages{hint}")
     return [_parse_assessment(line, number) for number, line in enumerate(lines, start=1)]
 
 
