@@ -120,10 +120,6 @@ bench-safety: install models/.trained-inputs
 	@echo "==> Safety detector throughput on one core (vs Rasa's NLU parse of the same messages)"
 	@OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 0 $(PY) -W ignore -m bot.safety bench 2>/dev/null
 
-# The team's evaluation set (tests/safety/evaluation/*.tsv), scored with the trained model.
-safety-eval: install models/.trained-inputs
-	@$(PY) -W ignore -m bot.safety eval tests/safety/evaluation 2>/dev/null
-
 # Cross-validated figures on the training examples (how the classifier threshold was chosen).
 safety-dev-eval: install
 	@$(PY) -W ignore -m bot.safety dev-eval 2>/dev/null
@@ -135,3 +131,18 @@ lock: install
 
 clean:
 	rm -rf results node_modules models/*.tar.gz models/.trained-inputs .rasa
+
+# --- Safety evaluation (issue 3): the hand-written risk set scored through the detector's CLI ----------
+# Prints recall per category, imminent level accuracy, false-crisis rates and every miss; exits
+# non-zero when a target from the issue is missed. SAFETY_EVAL_FLAGS="--show-misses" for a report only.
+SAFETY_EVAL_FLAGS ?= --show-misses --check
+.PHONY: safety-eval
+safety-eval: install models/.trained-inputs
+	@echo "==> Safety evaluation (tests/safety/evaluation/risk_cases.csv)"
+	@$(PY) -m tests.safety.evaluation.run $(SAFETY_EVAL_FLAGS)
+# mypy skips tests/ by configuration; the runner is a tool in its own right, so type-check it with `make lint`.
+.PHONY: lint-safety-eval
+lint: lint-safety-eval
+lint-safety-eval: install
+	@echo "==> mypy (safety evaluation runner)"
+	@$(VENV)/bin/mypy tests/safety/evaluation/run.py tests/safety/evaluation/fake_detector.py

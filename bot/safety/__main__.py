@@ -3,7 +3,6 @@
 assess    one message per stdin line → one JSON object per stdout line {"level", "score", "reasons", …},
           using the safety component of the trained model (models/assistant.tar.gz by default).
 bench     messages/second of the detector on one core vs Rasa's whole NLU parse of the same messages.
-eval      recall per category and false-crisis rate on labelled TSV files (make safety-eval).
 dev-eval  cross-validated recall / false-crisis figures on the team's own labelled examples.
 """
 
@@ -54,9 +53,6 @@ def main(argv: List[str] | None = None) -> int:
     for name in ("assess", "bench"):
         sub = commands.add_parser(name)
         sub.add_argument("--model", type=Path, default=None, help="trained model (default models/assistant.tar.gz)")
-    evaluation = commands.add_parser("eval")
-    evaluation.add_argument("paths", type=Path, nargs="+", help="TSV files or folders of them")
-    evaluation.add_argument("--model", type=Path, default=None)
     commands.add_parser("dev-eval")
     args = parser.parse_args(argv)
     _quiet_libraries()
@@ -69,10 +65,6 @@ def main(argv: List[str] | None = None) -> int:
             from bot.safety.bench import run_bench
 
             return run_bench(args.model or DEFAULT_MODEL)
-        if args.command == "eval":
-            from bot.safety.evaluate import run_eval
-
-            return run_eval(args.paths, args.model or DEFAULT_MODEL)
         from bot.safety.dev_eval import run_dev_eval
 
         return run_dev_eval()
