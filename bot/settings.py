@@ -72,6 +72,8 @@ class Practice:
     self_pay_rate: str
     sliding_scale: bool
     crisis: Dict[str, str] = field(default_factory=dict)
+    payment_options: str = ""
+    first_appointment: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -99,6 +101,8 @@ class Practice:
             "practice_formats": _join_words(self.session_formats),
             "practice_insurers": _join_words(self.insurers),
             "practice_self_pay_rate": self.self_pay_rate,
+            "practice_payment_options": self.payment_options,
+            "practice_first_appointment": self.first_appointment,
         }
         values.update({f"crisis_{key}": value for key, value in self.crisis.items()})
         return values
@@ -179,6 +183,8 @@ def load_practice(path: Path | None = None) -> Practice:
             self_pay_rate=str(facts.get("self_pay_rate", "")),
             sliding_scale=bool(facts.get("sliding_scale", False)),
             crisis=crisis,
+            payment_options=str(facts.get("payment_options", "")),
+            first_appointment=str(facts.get("first_appointment", "")),
         )
     except KeyError as error:
         raise ConfigError(f"practice: missing {error.args[0]}") from error
