@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help run test install train lint unit validate rasa-test e2e lock clean
+.PHONY: help run test install train lint unit validate rasa-test e2e lock clean nlu-eval
 
 help:
 	@echo "make run   - set up everything on first use, then start the assistant (website on :8080)"
@@ -89,6 +89,14 @@ e2e: install models/.trained-inputs
 
 test: lint validate unit models/.trained-inputs rasa-test e2e
 	@echo "==> All tests passed"
+
+# ---- content (issue 4): NLU accuracy on held-out paraphrases, per intent and per topic area ----
+nlu-eval: install models/.trained-inputs
+	@echo "==> rasa test nlu on tests/nlu_eval/paraphrases.yml (held out from training)"
+	@mkdir -p results/nlu_eval
+	@$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_eval/paraphrases.yml --out results/nlu_eval \
+	  > results/nlu_eval/rasa.log 2>&1 || { tail -30 results/nlu_eval/rasa.log; exit 1; }
+	@$(PY) -m bot.nlu_report results/nlu_eval
 
 lock: install
 	@(echo "# Every installed version, frozen from a working venv (Python 3.10). Regenerate: make lock"; \
