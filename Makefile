@@ -96,7 +96,13 @@ nlu-eval: install models/.trained-inputs
 	@mkdir -p results/nlu_eval
 	@$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_eval/paraphrases.yml --out results/nlu_eval \
 	  > results/nlu_eval/rasa.log 2>&1 || { tail -30 results/nlu_eval/rasa.log; exit 1; }
-	@$(PY) -m bot.nlu_report results/nlu_eval
+	@$(PY) -m bot.nlu_report results/nlu_eval || status=$$?; \
+	  echo "==> second held-out set (tests/nlu_eval/fresh.yml, never used for tuning)"; \
+	  $(RASA) test nlu --model $(MODEL) --nlu tests/nlu_eval/fresh.yml --out results/nlu_eval/fresh \
+	    > results/nlu_eval/fresh.log 2>&1 && $(PY) -m bot.nlu_report results/nlu_eval/fresh --areas-only || true; \
+	  echo "==> fallback threshold: real questions vs nonsense (tests/nlu_eval/nonsense.yml)"; \
+	  $(PY) -m bot.nlu_confidence $(MODEL) 2>/dev/null; \
+	  exit $${status:-0}
 
 lock: install
 	@(echo "# Every installed version, frozen from a working venv (Python 3.10). Regenerate: make lock"; \
