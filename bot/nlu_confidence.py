@@ -59,7 +59,11 @@ def nonsense_examples() -> List[str]:
 async def parse_all(model: Path, items: Sequence[tuple[str, str]]) -> List[Parsed]:
     from rasa.core.agent import Agent  # heavy import, only when measuring
 
-    logging.disable(logging.WARNING)  # one debug line per parse would drown the table
+    import structlog
+
+    # One debug line per parse would drown the table.
+    logging.disable(logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     agent = Agent.load(str(model))
     results = []
     for text, expected in items:
