@@ -57,9 +57,8 @@ def nonsense_examples() -> List[str]:
 
 
 async def parse_all(model: Path, items: Sequence[tuple[str, str]]) -> List[Parsed]:
-    from rasa.core.agent import Agent  # heavy import, only when measuring
-
     import structlog
+    from rasa.core.agent import Agent  # heavy import, only when measuring
 
     # One debug line per parse would drown the table.
     logging.disable(logging.WARNING)
