@@ -60,9 +60,16 @@ def test_every_evaluated_intent_is_trained_and_in_the_domain() -> None:
         assert len(TRAINING.get(intent, [])) >= 10, f"{intent} has too few training examples"
 
 
+# Answers inside the booking form ("inform") may repeat a topic word such as "DBT" on purpose: the
+# form, not the classifier's first guess, decides what they mean there.
+FORM_ANSWERS = {"inform"}
+
+
 def test_no_example_is_trained_for_two_intents() -> None:
     owners: Counter[str] = Counter()
-    for texts in TRAINING.values():
+    for intent, texts in TRAINING.items():
+        if intent in FORM_ANSWERS:
+            continue
         owners.update({normalised(text) for text in texts})
     assert not [text for text, count in owners.items() if count > 1]
 
@@ -71,6 +78,8 @@ def test_topic_labels_name_domain_intents_and_areas_cover_the_content_intents() 
     topics = load_topics()
     assert set(topics.labels) <= set(DOMAIN.intents)
     in_areas = {intent for intents in topics.areas.values() for intent in intents}
+    not_evaluated = set(yaml.safe_load((ROOT / "data" / "topics.yml").read_text())["not_evaluated"])
     risk = {"risk_imminent", "risk_acute", "risk_concern"}
     built_in = {"nlu_fallback", "restart", "back", "session_start"}
-    assert set(DOMAIN.intents) - in_areas - risk - built_in == set(), "every intent belongs to a topic area"
+    unassigned = set(DOMAIN.intents) - in_areas - not_evaluated - risk - built_in
+    assert unassigned == set(), "every intent belongs to a topic area"
