@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help run test install train lint unit validate rasa-test e2e lock clean node-deps browser bench-safety safety-eval safety-dev-eval
+.PHONY: help run test install train lint unit validate rasa-test e2e lock clean node-deps browser bench-safety safety-eval safety-dev-eval nlu-eval
 
 help:
 	@echo "make run   - set up everything on first use, then start the assistant (website on :8080)"
@@ -124,6 +124,19 @@ bench-safety: install models/.trained-inputs
 safety-dev-eval: install
 	@$(PY) -W ignore -m bot.safety dev-eval 2>/dev/null
 # --- end Safety --------------------------------------------------------------------------------------
+# ---- content (issue 4): NLU accuracy on held-out paraphrases, per intent and per topic area ----
+nlu-eval: install models/.trained-inputs
+	@echo "==> rasa test nlu on tests/nlu_eval/paraphrases.yml (held out from training)"
+	@mkdir -p results/nlu_eval
+	@$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_eval/paraphrases.yml --out results/nlu_eval \
+	  > results/nlu_eval/rasa.log 2>&1 || { tail -30 results/nlu_eval/rasa.log; exit 1; }
+	@$(PY) -m bot.nlu_report results/nlu_eval || status=$$?; \
+	  echo "==> second held-out set (tests/nlu_eval/fresh.yml, never used for tuning)"; \
+	  $(RASA) test nlu --model $(MODEL) --nlu tests/nlu_eval/fresh.yml --out results/nlu_eval/fresh \
+	    > results/nlu_eval/fresh.log 2>&1 && $(PY) -m bot.nlu_report results/nlu_eval/fresh --areas-only || true; \
+	  echo "==> fallback threshold: real questions vs nonsense (tests/nlu_eval/nonsense.yml)"; \
+	  $(PY) -m bot.nlu_confidence $(MODEL) 2>/dev/null; \
+	  exit $${status:-0}
 
 lock: install
 	@(echo "# Every installed version, frozen from a working venv (Python 3.10). Regenerate: make lock"; \

@@ -74,6 +74,8 @@ class Practice:
     crisis: Dict[str, str] = field(default_factory=dict)
     # Handoff (issue 7): how long a visitor usually waits for a person during office hours.
     handoff_wait_minutes: int = 10
+    payment_options: str = ""
+    first_appointment: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -102,6 +104,8 @@ class Practice:
             "practice_insurers": _join_words(self.insurers),
             "practice_self_pay_rate": self.self_pay_rate,
             "practice_handoff_wait_minutes": str(self.handoff_wait_minutes),
+            "practice_payment_options": self.payment_options,
+            "practice_first_appointment": self.first_appointment,
         }
         values.update({f"crisis_{key}": value for key, value in self.crisis.items()})
         return values
@@ -183,6 +187,8 @@ def load_practice(path: Path | None = None) -> Practice:
             sliding_scale=bool(facts.get("sliding_scale", False)),
             crisis=crisis,
             handoff_wait_minutes=int(facts.get("handoff_wait_minutes", 10)),
+            payment_options=str(facts.get("payment_options", "")),
+            first_appointment=str(facts.get("first_appointment", "")),
         )
     except KeyError as error:
         raise ConfigError(f"practice: missing {error.args[0]}") from error

@@ -23,6 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 NewPage = Callable[..., Page]
 GREETING = "automated assistant for"
 CAPABILITIES = "I can explain the kinds of therapy we offer"
+# The answer behind the greeting's "Therapy options" quick reply (/ask_therapy_options).
+THERAPY_OPTIONS = "Our therapists use several approaches"
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -132,9 +134,9 @@ def test_a_quick_reply_sends_its_payload_and_shows_its_title(stack: Stack, new_p
     replies.get_by_role("button", name="Therapy options").wait_for()
     before = len(bot_texts(page))
     replies.get_by_role("button", name="Therapy options").click()
-    wait_for_bot_text(page, CAPABILITIES, after=before)
+    wait_for_bot_text(page, THERAPY_OPTIONS, after=before)
     assert user_texts(page)[-1] == "Therapy options"
-    assert "/ask_capabilities" not in page.locator(".hlc-log").inner_text()
+    assert "/ask_therapy_options" not in page.locator(".hlc-log").inner_text()
     # Only the newest message offers replies, and focus went back to the message box.
     assert page.locator(".hlc-reply", has_text="Therapy options").count() == 0
     assert page.evaluate("() => document.activeElement.classList.contains('hlc-input')")
