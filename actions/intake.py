@@ -353,7 +353,9 @@ async def book_from_slots(dispatcher: CollectingDispatcher, tracker: Tracker) ->
     slots = _slots(tracker)
     start = datetime.fromisoformat(slots["intake_time"])
     try:
-        booked = await asyncio.to_thread(store.book, practice(), details_from_slots(slots), start, _now())
+        booked = await asyncio.to_thread(
+            store.book, practice(), details_from_slots(slots), start, _now(), conversation_id=tracker.sender_id
+        )
     except (store.SlotTaken, store.SlotNotBookable):
         await _offer_times(dispatcher, "utter_intake_time_just_taken")
         return {"intake_time": None, "intake_time_display": None, "intake_confirmed": None, "intake_asked": True}

@@ -54,6 +54,8 @@ class Booking(Base):
 
     id = Column(Integer, primary_key=True)
     code = Column(String(12), nullable=False, unique=True)
+    # The Rasa sender id of the chat that made the booking, so the staff console can show it on a ticket.
+    conversation_id = Column(String(255), nullable=True, index=True)
     slot_id = Column(Integer, ForeignKey("intake_slots.id"), nullable=True, unique=True)
     starts_at = Column(UTCDateTime, nullable=False)
     status = Column(String(16), nullable=False, default="booked")

@@ -140,7 +140,12 @@ def _notice(kind: str, booking: Booking, minutes: int) -> OutboxMessage:
 
 
 def book(
-    practice: Practice, details: IntakeDetails, start: datetime, now: datetime, url: str | None = None
+    practice: Practice,
+    details: IntakeDetails,
+    start: datetime,
+    now: datetime,
+    url: str | None = None,
+    conversation_id: str | None = None,
 ) -> BookedCall:
     if not is_bookable_start(practice, start, now):
         raise SlotNotBookable(start.isoformat())
@@ -150,6 +155,7 @@ def book(
                 slot_id = _slot_id(session, start, practice.intake_call_minutes)
                 booking = Booking(
                     code=new_code(),
+                    conversation_id=conversation_id,
                     slot_id=slot_id,
                     starts_at=start,
                     status="booked",

@@ -106,9 +106,11 @@ class FakeRasa:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> HandoffSettings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HandoffSettings:
     configured = make_settings(tmp_path)
     upgrade(configured.database_url)
+    # One application database, as in production: the console's booking lookup uses DATABASE_URL.
+    monkeypatch.setenv("DATABASE_URL", configured.database_url)
     return configured
 
 

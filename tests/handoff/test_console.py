@@ -297,3 +297,38 @@ def test_when_rasa_refuses_a_reply_nothing_is_recorded(
     with session_scope(settings.database_url) as session:
         assert session.get(Ticket, ticket_id).status == "new"
     assert "reply_sent" not in [action for _, action, _ in audit_actions(settings)]
+
+
+def test_ticket_page_shows_the_conversations_live_booking(
+    server: ConsoleServer, settings: HandoffSettings, clock: ManualClock
+) -> None:
+    from bot.intake import answers, schedule, store
+    from bot.settings import practice
+
+    details = store.IntakeDetails(
+        care_for="me",
+        age=30,
+        first_name="Robin",
+        state="NY",
+        insurance="UHC",
+        insurance_accepted=True,
+        care_type="therapy only",
+        preferred_method="text",
+        ok_to_leave_message=False,
+        phone=answers.parse_phone("212-555-0123"),
+    )
+    start = next(schedule.upcoming_call_starts(practice(), clock.now()))
+    booked = store.book(practice(), details, start, clock.now(), settings.database_url, "c-booked")
+    with_booking = ticket_for(settings, clock, "c-booked", "asked_for_person")
+    without_booking = ticket_for(settings, clock, "c-other", "asked_for_person")
+    browser = logged_in(server, "sam")
+
+    page = browser.get(f"/staff/tickets/{with_booking}").text
+    assert f"<dt>Confirmation code</dt><dd>{booked.code}</dd>" in page
+    assert "<dt>Safe to leave a message</dt><dd>No, do not leave a message</dd>" in page
+    assert "<dt>Contact by</dt><dd>Text message</dd>" in page
+    other = browser.get(f"/staff/tickets/{without_booking}").text
+    assert booked.code not in other and "No booking in this conversation." in other
+
+    store.cancel(practice(), booked.code, "212-555-0123", url=settings.database_url)
+    assert booked.code not in browser.get(f"/staff/tickets/{with_booking}").text
