@@ -72,6 +72,8 @@ class Practice:
     self_pay_rate: str
     sliding_scale: bool
     crisis: Dict[str, str] = field(default_factory=dict)
+    # Handoff (issue 7): how long a visitor usually waits for a person during office hours.
+    handoff_wait_minutes: int = 10
     payment_options: str = ""
     first_appointment: str = ""
 
@@ -101,6 +103,7 @@ class Practice:
             "practice_formats": _join_words(self.session_formats),
             "practice_insurers": _join_words(self.insurers),
             "practice_self_pay_rate": self.self_pay_rate,
+            "practice_handoff_wait_minutes": str(self.handoff_wait_minutes),
             "practice_payment_options": self.payment_options,
             "practice_first_appointment": self.first_appointment,
         }
@@ -183,6 +186,7 @@ def load_practice(path: Path | None = None) -> Practice:
             self_pay_rate=str(facts.get("self_pay_rate", "")),
             sliding_scale=bool(facts.get("sliding_scale", False)),
             crisis=crisis,
+            handoff_wait_minutes=int(facts.get("handoff_wait_minutes", 10)),
             payment_options=str(facts.get("payment_options", "")),
             first_appointment=str(facts.get("first_appointment", "")),
         )

@@ -107,6 +107,10 @@ def create_app(settings: Runtime, public_rasa_url: str) -> web.Application:
     app.router.add_get("/widget/vendor/{name}", vendor)
     app.router.add_static("/widget/", WIDGET_DIR)
     app.router.add_static("/static/", STATIC_DIR)
+    # Staff console and handoff workers (issue 7): everything under /staff lives in bot/handoff/console.
+    from bot.handoff.console.routes import register_staff_console
+
+    register_staff_console(app)
     return app
 
 

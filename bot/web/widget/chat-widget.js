@@ -302,7 +302,10 @@
   function renderMessage(message, isLatest) {
     var item = el("li", "hlc-message hlc-from-" + (message.from === "user" ? "user" : "bot"));
     var meta = el("p", "hlc-meta");
-    meta.appendChild(el("span", "hlc-who", message.from === "user" ? "You" : "Assistant"));
+    // Handoff hook (issue 7): a staff reply carries the staff member's first name; label it as a person.
+    if (message.staff) { item.className += " hlc-from-staff"; }
+    meta.appendChild(el("span", "hlc-who", message.from === "user" ? "You" :
+      (message.staff ? message.staff + " (a person from our team)" : "Assistant")));
     meta.appendChild(document.createTextNode(" "));
     var time = el("time", "hlc-time", clock(message.at));
     time.dateTime = message.at;
@@ -469,6 +472,8 @@
     var replies = Array.isArray(data.quick_replies) ? data.quick_replies : (Array.isArray(data.buttons) ? data.buttons : []);
     addMessage({
       from: "bot",
+      // Handoff hook (issue 7): {"from_staff": true, "staff_name": "Dana"} marks a reply from a person.
+      staff: data.from_staff === true && typeof data.staff_name === "string" ? data.staff_name.slice(0, 40) : "",
       text: data.text,
       at: new Date().toISOString(),
       replies: replies.filter(function (reply) {

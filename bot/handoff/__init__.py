@@ -1,0 +1,1 @@
+"""Handoff to intake staff: tickets, notifications, the staff console and the tracker watcher."""

@@ -1,0 +1,97 @@
+"""Settings of the staff side, each one an environment variable with a safe default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from bot.settings import Runtime, runtime
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class HandoffSettings:
+    database_url: str
+    tracker_store_url: str
+    rasa_api_url: str
+    rasa_token: str
+    console_url: str
+    webhook_url: str
+    webhook_timeout_seconds: float
+    escalate_after_minutes: float
+    idle_timeout_minutes: float
+    watcher_poll_seconds: float
+    outbox_poll_seconds: float
+    fallbacks_before_handoff: int
+    acknowledge_every_minutes: float
+    secure_cookies: bool
+    run_workers: bool
+
+
+def _tracker_url_from_endpoints(settings: Runtime) -> str:
+    """The SQL tracker store that the launcher configured for this run (var/endpoints.yml)."""
+    for candidate in (settings.var_dir / "endpoints.yml", Path(__file__).resolve().parents[2] / "endpoints.yml"):
+        if candidate.exists():
+            endpoints: Dict[str, Any] = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+            store = endpoints.get("tracker_store") or {}
+            if store.get("type") != "SQL":
+                continue
+            dialect = store.get("dialect", "sqlite")
+            if dialect == "sqlite":
+                db = Path(store.get("db", "rasa.db"))
+                return f"sqlite:///{db if db.is_absolute() else settings.var_dir / db.name}"
+            from rasa.core.tracker_store import SQLTrackerStore
+
+            url = SQLTrackerStore.get_db_url(
+                dialect=dialect,
+                host=store.get("url"),
+                port=store.get("port"),
+                db=store.get("db", "rasa"),
+                username=store.get("username"),
+                password=store.get("password"),
+            )
+            return url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return f"sqlite:///{settings.var_dir / 'tracker.db'}"
+
+
+def rasa_token(settings: Runtime) -> str:
+    """The same token the launcher gives the Rasa server (env, else the file it generated)."""
+    from_env = os.environ.get("RASA_AUTH_TOKEN")
+    if from_env:
+        return from_env
+    token_file = settings.var_dir / "rasa_auth_token"
+    return token_file.read_text(encoding="utf-8").strip() if token_file.exists() else ""
+
+
+def load_settings(base: Runtime | None = None) -> HandoffSettings:
+    settings = base or runtime()
+    return HandoffSettings(
+        database_url=settings.database_url,
+        tracker_store_url=os.environ.get("TRACKER_STORE_URL") or _tracker_url_from_endpoints(settings),
+        rasa_api_url=os.environ.get("RASA_API_URL", f"http://{settings.host}:{settings.rasa_port}"),
+        rasa_token=rasa_token(settings),
+        console_url=os.environ.get("HANDOFF_CONSOLE_URL", f"{settings.web_url}/staff"),
+        webhook_url=os.environ.get("HANDOFF_WEBHOOK_URL", ""),
+        webhook_timeout_seconds=_float("HANDOFF_WEBHOOK_TIMEOUT_SECONDS", 5.0),
+        escalate_after_minutes=_float("HANDOFF_ESCALATE_AFTER_MINUTES", 5.0),
+        idle_timeout_minutes=_float("HANDOFF_IDLE_TIMEOUT_MINUTES", 15.0),
+        watcher_poll_seconds=_float("HANDOFF_WATCHER_POLL_SECONDS", 0.25),
+        outbox_poll_seconds=_float("HANDOFF_OUTBOX_POLL_SECONDS", 2.0),
+        fallbacks_before_handoff=int(_float("HANDOFF_FALLBACKS_BEFORE_HANDOFF", 2)),
+        acknowledge_every_minutes=_float("HANDOFF_ACKNOWLEDGE_EVERY_MINUTES", 5.0),
+        secure_cookies=_flag("HANDOFF_SECURE_COOKIES", True),
+        run_workers=_flag("HANDOFF_WORKERS", True),
+    )
