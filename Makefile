@@ -28,9 +28,11 @@ $(VENV)/.installed: requirements.txt constraints.txt
 	fi
 	@echo "==> Installing pinned dependencies (2-4 minutes on a fresh machine)"
 	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -q "pip==24.0"
-	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt -c constraints.txt \
-	  | grep -vE '^(Requirement already satisfied|  Using cached|Collecting|Downloading)' || true
-	@$(PY) -c "import rasa, rasa_sdk, spacy, sqlalchemy" || { echo "Dependency install failed (see above)"; exit 1; }
+	@$(PY) -m pip install --disable-pip-version-check -r requirements.txt -c constraints.txt 2>&1 \
+	  | awk '/^Collecting/ {n++; if (n % 25 == 0) {printf "  %d packages resolved...\n", n; fflush()}} \
+	         /^Installing collected/ {print "  installing (this is the slow part)..."; fflush()} \
+	         /^Successfully installed/ {print "  installed"} /^ERROR/ {print}'
+	@$(PY) -W ignore -c "import rasa, rasa_sdk, spacy, sqlalchemy" 2>/dev/null || { echo "Dependency install failed: run '$(PY) -m pip install -r requirements.txt -c constraints.txt' to see why"; exit 1; }
 	@touch $@
 
 install: $(VENV)/.installed

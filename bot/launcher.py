@@ -35,7 +35,7 @@ class LaunchError(RuntimeError):
 @dataclass
 class Child:
     name: str
-    process: "subprocess.Popen[bytes]"
+    process: subprocess.Popen[bytes]
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -181,6 +181,9 @@ def run(settings: Runtime | None = None) -> int:
     if not MODEL_PATH.exists():
         raise LaunchError(f"no trained model at {MODEL_PATH}; run `make train` (make run does it for you)")
     check_ports(settings)
+    from bot.db import upgrade  # imported here: `--help` should not need SQLAlchemy
+
+    upgrade(settings.database_url)
     log_dir = settings.var_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     token = auth_token(settings)

@@ -1,0 +1,97 @@
+"""The application database: engine, sessions and migrations (SQLite by default, PostgreSQL in production).
+
+Models live next to the code that owns them (bot/safety/models.py, bot/intake/…); all share `Base`.
+Schema changes go through Alembic migrations in bot/migrations/ — `python -m bot.db upgrade`.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, declarative_base, sessionmaker
+
+from bot.settings import runtime
+
+Base = declarative_base()
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The application database cannot be reached; callers show the practice's phone instead."""
+
+
+def _enable_sqlite_foreign_keys(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One engine per URL per process; short connect timeouts so an outage fails fast."""
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, future=True, connect_args={"timeout": 5})
+        _enable_sqlite_foreign_keys(engine)
+        return engine
+    return create_engine(url, future=True, pool_pre_ping=True, connect_args={"connect_timeout": 3})
+
+
+def default_url() -> str:
+    return runtime().database_url
+
+
+@lru_cache(maxsize=8)
+def _session_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url), future=True, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction: committed when the block ends, rolled back if it raises."""
+    session = _session_factory(url or default_url())()
+    try:
+        yield session
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", (url or default_url()).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str | None = None) -> None:
+    """Bring the schema to the newest revision of every migration branch."""
+    command.upgrade(alembic_config(url), "heads")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["upgrade"]:
+        upgrade()
+        print("database schema is up to date")
+        return 0
+    print("usage: python -m bot.db upgrade", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Risk detection: rules plus a trained classifier, one implementation for Rasa and the CLI."""
