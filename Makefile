@@ -96,3 +96,25 @@ lock: install
 
 clean:
 	rm -rf results models/*.tar.gz models/.trained-inputs .rasa
+
+# --- Production and performance (issue 8; README "Production") -------------------------------------------
+.PHONY: bench bench-scale run-prod nginx fuzz
+
+# nginx from Debian, installed only when missing (the production load balancer).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "==> Installing nginx (apt-get install nginx-light)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q nginx-light >/dev/null \
+	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q nginx-light >/dev/null; }; }
+
+run-prod: install models/.trained-inputs nginx
+	@$(PY) -m bot.ops.prod
+
+# Ours against a stock `rasa init` assistant under the same load (BENCH_ARGS="--conversations 32" etc.).
+bench: install models/.trained-inputs
+	@$(PY) -m bot.ops.bench $(BENCH_ARGS)
+
+# Production topology: one vs two Rasa processes on PostgreSQL + Redis, trackers checked afterwards.
+bench-scale: install models/.trained-inputs nginx
+	@$(PY) -m bot.ops.bench --prod $(BENCH_ARGS)

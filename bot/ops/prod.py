@@ -8,6 +8,7 @@ environment; `service_defaults()` fills in this machine's services for whatever 
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -118,9 +119,10 @@ def render_nginx(settings: ProdSettings) -> Path:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     # nginx's workers drop root privileges; they need to write their buffers folder.
-    worker_user = "nobody" if os.geteuid() == 0 else ""
-    if worker_user:
-        entry = pwd.getpwnam(worker_user)
+    worker_user = ""
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("nobody")
+        worker_user = f"nobody {grp.getgrgid(entry.pw_gid).gr_name}"
         os.chown(settings.run_dir, entry.pw_uid, entry.pw_gid)
     template = jinja2.Template(NGINX_TEMPLATE.read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
     text = template.render(
@@ -204,6 +206,9 @@ class Topology:
         if len(set(wanted)) != len(wanted) or taken:
             raise LaunchError(f"ports taken or repeated, nothing started: {taken or wanted}")
         ensure_application_database(self.env["DATABASE_URL"])
+        from bot.db import upgrade  # Alembic migrations of the application database
+
+        upgrade(self.env["DATABASE_URL"])
         conf = render_nginx(settings)
         logs = settings.log_dir
         self.processes["actions"] = spawn(
@@ -260,6 +265,8 @@ def build_topology(env: Dict[str, str] | None = None) -> Topology:
     environment.setdefault("SITE_ORIGIN", prod_settings(environment).public_url)
     settings = prod_settings(environment)
     environment.setdefault("BOT_VAR_DIR", str(settings.base.var_dir))
+    environment.setdefault("ACTION_ENDPOINT_URL", settings.base.actions_url)
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not MODEL_PATH.exists():
         raise LaunchError(f"no trained model at {MODEL_PATH}; run `make train`")
     settings.base.var_dir.mkdir(parents=True, exist_ok=True)
