@@ -109,8 +109,7 @@ def commands(settings: Runtime, token: str, endpoints: Path) -> Dict[str, List[s
             "--port",
             str(settings.rasa_port),
             "--enable-api",
-            "--auth-token",
-            token,
+            f"--auth-token={token}",  # one argument: a token may start with "-" (argparse would misread it)
             "--cors",
             *settings.allowed_origins,
         ],

@@ -189,7 +189,9 @@ class Topology:
         return [
             sys.executable, "-m", "bot.ops.rasa_main", "run", "--model", str(MODEL_PATH),
             "--endpoints", str(ENDPOINTS), "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-            "--interface", "127.0.0.1", "--port", str(port), "--enable-api", "--auth-token", self.token,
+            "--interface", "127.0.0.1", "--port", str(port), "--enable-api",
+            # One argument: a generated token may start with "-", which argparse would take for an option.
+            f"--auth-token={self.token}",
             "--cors", *origins,
         ]
 
