@@ -40,6 +40,8 @@ SERVICE_DEFAULTS: Dict[str, str] = {
     "TRACKER_DB_USER": "postgres",
     "TRACKER_DB_PASSWORD": "",
     "TRACKER_DB_LOGIN_DB": "postgres",
+    # libpq options; "-c synchronous_commit=off" measured +25% throughput (README, "Production").
+    "TRACKER_DB_OPTIONS": "",
     "REDIS_HOST": "127.0.0.1",
     "REDIS_PORT": "6379",
     "REDIS_LOCK_DB": "1",

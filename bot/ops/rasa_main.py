@@ -1,4 +1,4 @@
-"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with three production adjustments.
+"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with four production adjustments.
 
 1. A bounded custom-action timeout. Rasa 3.6 waits up to 300 s for the action server
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
@@ -15,6 +15,10 @@ close cost as much.) PostgreSQL, the production tracker store, is not affected.
 3. The action server's reply is validated with a schema compiled once. Rasa calls jsonschema.validate,
 which re-checks the schema itself against the meta-schema on every custom action (10% of the server's
 time under load). Same schema, same errors: an invalid reply still goes through Rasa's own check.
+
+4. A message that waits for its conversation's lock (another message of the same conversation is being
+handled) checks again every 0.1 s instead of every second (LOCK_WAIT_SECONDS), so a crisis message sent
+right behind another one is not delayed by up to a second.
 """
 
 from __future__ import annotations
@@ -24,17 +28,19 @@ import sqlite3
 from typing import Any, Dict
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
-DEFAULT_ACTION_TIMEOUT_SECONDS = 1.5
+DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
+LOCK_WAIT_ENV = "LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT_SECONDS = 0.1
 
 
-def action_timeout_seconds() -> float:
-    raw = os.environ.get(ACTION_TIMEOUT_ENV, "")
+def seconds_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
     try:
-        value = float(raw) if raw else DEFAULT_ACTION_TIMEOUT_SECONDS
+        value = float(raw) if raw else default
     except ValueError as error:
-        raise SystemExit(f"{ACTION_TIMEOUT_ENV}={raw!r} is not a number of seconds") from error
+        raise SystemExit(f"{name}={raw!r} is not a number of seconds") from error
     if value <= 0:
-        raise SystemExit(f"{ACTION_TIMEOUT_ENV} must be positive")
+        raise SystemExit(f"{name} must be positive")
     return value
 
 
@@ -72,8 +78,25 @@ def compile_action_result_schema() -> None:
     RemoteAction._validate_action_result = validate_action_result
 
 
+def shorten_lock_wait(seconds: float) -> None:
+    from rasa.core import lock_store
+
+    rasa_lock = lock_store.LockStore.lock
+
+    def lock(
+        self: lock_store.LockStore,
+        conversation_id: str,
+        lock_lifetime: float = lock_store.LOCK_LIFETIME,
+        wait_time_in_seconds: float = seconds,
+    ) -> Any:
+        return rasa_lock(self, conversation_id, lock_lifetime, wait_time_in_seconds)
+
+    lock_store.LockStore.lock = lock  # type: ignore[assignment]
+
+
 def main() -> None:
-    apply_action_timeout(action_timeout_seconds())
+    apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
+    shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
     tune_sqlite_connections()
     compile_action_result_schema()
     from rasa.__main__ import main as rasa_cli
