@@ -91,7 +91,7 @@ def shorten_lock_wait(seconds: float) -> None:
     ) -> Any:
         return rasa_lock(self, conversation_id, lock_lifetime, wait_time_in_seconds)
 
-    lock_store.LockStore.lock = lock  # type: ignore[assignment]
+    lock_store.LockStore.lock = lock
 
 
 def main() -> None:
