@@ -1,4 +1,4 @@
-"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with five production adjustments.
+"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with four production adjustments.
 
 1. A bounded custom-action timeout. Rasa 3.6 waits up to 300 s for the action server
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
@@ -20,10 +20,7 @@ time under load). Same schema, same errors: an invalid reply still goes through 
 handled) checks again every 0.1 s instead of every second (LOCK_WAIT_SECONDS), so a crisis message sent
 right behind another one is not delayed by up to a second.
 
-5. The REST channel refuses malformed bodies with 400 instead of failing with 500 (found by fuzzing:
-Rasa calls `.get` on whatever JSON arrives): the body must be an object with a string `message` and a
-string `sender` of 1-255 characters. Without this check a missing sender puts every such visitor into
-one shared conversation named "default", and a longer one fails in PostgreSQL (VARCHAR(255)).
+The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
 from __future__ import annotations
@@ -99,44 +96,11 @@ def shorten_lock_wait(seconds: float) -> None:
     lock_store.LockStore.lock = lock
 
 
-MAX_SENDER_LENGTH = 255
-
-
-def checked_rest_body(body: Any) -> Dict[str, Any]:
-    """The REST channel's JSON body if it is well formed; otherwise the reason, as a ValueError."""
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    sender, message = body.get("sender"), body.get("message")
-    if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_LENGTH:
-        raise ValueError(f"'sender' must be a string of 1-{MAX_SENDER_LENGTH} characters")
-    if not isinstance(message, str):
-        raise ValueError("'message' must be a string")
-    return body
-
-
-def validate_rest_bodies() -> None:
-    from rasa.core.channels.rest import RestInput
-    from sanic.exceptions import InvalidUsage
-    from sanic.request import Request
-
-    rasa_extract_sender = RestInput._extract_sender
-
-    async def extract_sender(self: RestInput, request: Request) -> Any:
-        try:
-            checked_rest_body(request.json)  # Sanic itself answers 400 to a body that is not JSON
-        except ValueError as error:
-            raise InvalidUsage(str(error)) from None
-        return await rasa_extract_sender(self, request)
-
-    RestInput._extract_sender = extract_sender
-
-
 def main() -> None:
     apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
     shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
     tune_sqlite_connections()
     compile_action_result_schema()
-    validate_rest_bodies()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()
