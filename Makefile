@@ -83,7 +83,7 @@ rasa-test: install models/.trained-inputs
 	       echo "rasa test found prediction errors: see results/core/failed_test_stories.yml"; exit 1; }
 	@grep -E "Correct:|Accuracy:" results/rasa-test.log | head -4 || true
 
-e2e: install models/.trained-inputs
+e2e: install models/.trained-inputs nginx  # nginx: the production-topology tests start it
 	@echo "==> pytest (end to end: real servers over HTTP)"
 	@$(PY) -m pytest -m e2e -q
 
@@ -118,3 +118,9 @@ bench: install models/.trained-inputs
 # Production topology: one vs two Rasa processes on PostgreSQL + Redis, trackers checked afterwards.
 bench-scale: install models/.trained-inputs nginx
 	@$(PY) -m bot.ops.bench --prod $(BENCH_ARGS)
+
+# 10,000 random and hostile inputs through the real server (make test sends 600 of them).
+FUZZ_COUNT ?= 10000
+fuzz: install models/.trained-inputs
+	@echo "==> fuzzing the Rasa server with $(FUZZ_COUNT) inputs"
+	@FUZZ_COUNT=$(FUZZ_COUNT) $(PY) -m pytest -m e2e -q tests/e2e/test_fuzz_and_private_logs.py

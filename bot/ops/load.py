@@ -7,6 +7,7 @@ measured throughput is what the server sustains at N simultaneous conversations.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
@@ -78,7 +79,7 @@ def percentile(sorted_values: List[float], fraction: float) -> float:
     """Nearest-rank percentile of an already sorted list (0 when empty)."""
     if not sorted_values:
         return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(fraction * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 

@@ -7,7 +7,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 import requests
 
@@ -49,8 +49,8 @@ class SingleServer:
             stop_group(process)  # type: ignore[arg-type]
 
 
-def start_single(var_dir: Path, action_url: Optional[str] = None, with_actions: bool = True,
-                 extra_env: Optional[Dict[str, str]] = None) -> SingleServer:
+def start_single(var_dir: Path, action_url: str | None = None, with_actions: bool = True,
+                 extra_env: Dict[str, str] | None = None) -> SingleServer:
     """`make run`'s Rasa server (SQLite tracker store); action_url replaces the action server's address."""
     settings = Runtime(
         rasa_port=free_port(), actions_port=free_port(), web_port=free_port(), host="127.0.0.1",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import requests
 
@@ -21,7 +21,7 @@ TEST_SERVICES = {
 }
 
 
-def start_topology(var_dir: Path, processes: int, overrides: Optional[Dict[str, str]] = None) -> Topology:
+def start_topology(var_dir: Path, processes: int, overrides: Dict[str, str] | None = None) -> Topology:
     env = topology_env(processes, var_dir)
     env.update(TEST_SERVICES)
     env.update(CHAT_RATE_PER_MINUTE="120", CHAT_RATE_BURST="30")
@@ -40,7 +40,7 @@ def public_url(topology: Topology) -> str:
     return f"http://127.0.0.1:{topology.settings.public_port}"
 
 
-def say(base_url: str, text: str, sender: str, session: Optional[requests.Session] = None,
+def say(base_url: str, text: str, sender: str, session: requests.Session | None = None,
         timeout: float = 30) -> requests.Response:
     poster = session or requests
     return poster.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},

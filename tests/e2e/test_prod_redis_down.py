@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-def start_redis(port: int, folder: Path) -> "subprocess.Popen[bytes]":
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(folder)],

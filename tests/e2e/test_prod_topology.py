@@ -84,7 +84,7 @@ def test_two_messages_racing_on_one_conversation_across_processes_are_handled_in
         pairs = [(pool.submit(post, 0, "hello", sender), pool.submit(post, 1, "I want to kill myself", sender))
                  for sender in senders]
         results = [(greeting.result(timeout=60), crisis.result(timeout=60)) for greeting, crisis in pairs]
-    for sender, (greeting, crisis) in zip(senders, results):
+    for sender, (greeting, crisis) in zip(senders, results, strict=True):
         assert "automated assistant" in joined(greeting) and "988" not in joined(greeting).split("automated")[0]
         assert "988" in joined(crisis) and "glad you told me" in joined(crisis)
         assert sorted(user_texts(prod, sender)) == ["I want to kill myself", "hello"]
