@@ -8,6 +8,7 @@ environment; `service_defaults()` fills in this machine's services for whatever 
 
 from __future__ import annotations
 
+import dataclasses
 import grp
 import os
 import pwd
@@ -98,10 +99,13 @@ def prod_settings(env: Dict[str, str] | None = None) -> ProdSettings:
     if processes < 1:
         raise ConfigError("RASA_PROCESSES must be at least 1")
     first_rasa_port = base.rasa_port
+    public_port = _int_env(env, "PUBLIC_PORT", 8080)
+    if "WEB_PORT" not in env:  # the website sits behind nginx, next to the public port
+        base = dataclasses.replace(base, web_port=public_port + 1)
     return ProdSettings(
         base=base,
         public_host=env.get("PUBLIC_HOST", "127.0.0.1"),
-        public_port=_int_env(env, "PUBLIC_PORT", 8080),
+        public_port=public_port,
         rasa_ports=[first_rasa_port + index for index in range(processes)],
         chat_rate_per_minute=_int_env(env, "CHAT_RATE_PER_MINUTE", 30),
         chat_burst=_int_env(env, "CHAT_RATE_BURST", 10),
