@@ -112,8 +112,8 @@ run-prod: install models/.trained-inputs nginx
 	@$(PY) -m bot.ops.prod
 
 # Ours against a stock `rasa init` assistant under the same load (BENCH_ARGS="--conversations 32" etc.).
-bench: install models/.trained-inputs
-	@$(PY) -m bot.ops.bench $(BENCH_ARGS)
+bench: install models/.trained-inputs nginx
+	@$(PY) -m bot.ops.bench --with-prod $(BENCH_ARGS)
 
 # Production topology: one vs two Rasa processes on PostgreSQL + Redis, trackers checked afterwards.
 bench-scale: install models/.trained-inputs nginx

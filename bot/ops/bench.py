@@ -144,6 +144,11 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
         training_s = measure_training(var_dir / "logs" / "train.log")
     stock = None if args.skip_stock else await measure_stock(args, var_dir)
     ours = await measure_ours(args, var_dir)
+    prod = None
+    if args.with_prod:
+        from bot.ops.scale import measure
+
+        prod, _problems = await measure(args.processes, args)
     print()
     if stock:
         print(summary("stock rasa init", stock.load))
@@ -153,6 +158,11 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
         print(f"{measured.label}: cold start {measured.cold_start_s:.1f} s; peak memory {memory}")
     if training_s is not None:
         print(f"ours: full training (rasa train --force) {training_s:.0f} s")
+    if prod is not None:
+        ratio = f" = {prod.throughput / stock.load.throughput:.1f}x stock" if stock and stock.load.throughput else ""
+        print(f"production topology ({args.processes} processes, nginx, PostgreSQL, Redis): "
+              f"{prod.throughput:.1f} msg/s{ratio}; p95 {percentile(prod.latencies(), 0.95):.0f} ms; "
+              f"crisis p95 {percentile(prod.latencies('risk'), 0.95):.0f} ms")
     print(final_line(ours.load, stock.load if stock else None, args.conversations), flush=True)
     shutil.rmtree(var_dir, ignore_errors=True)
     return 0 if ours.load.errors == 0 and ours.load.risk_without_crisis_line() == 0 else 1
@@ -166,7 +176,9 @@ def parse_args(argv: List[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--prod", action="store_true", help="scale test: production topology, 1 vs N processes")
-    parser.add_argument("--processes", type=int, default=2, help="Rasa processes for --prod")
+    parser.add_argument("--processes", type=int, default=2, help="Rasa processes for --prod / --with-prod")
+    parser.add_argument("--with-prod", action="store_true",
+                        help="also drive the production topology (needs nginx, PostgreSQL, Redis)")
     return parser.parse_args(argv)
 
 
