@@ -132,6 +132,39 @@ def test_events_are_published_to_rabbitmq(prod: Topology) -> None:
     assert asyncio.run(find_sender())
 
 
+def test_socketio_chat_through_the_load_balancer_stays_on_one_process(prod: Topology) -> None:
+    """Long polling makes many HTTP requests per conversation; each must reach the process holding the
+    socket.io session, which the route cookie ensures (without it about half would fail)."""
+    import aiohttp
+    import socketio
+
+    async def chat() -> List[str]:
+        received: asyncio.Queue = asyncio.Queue()
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        client = socketio.AsyncClient(http_session=http, reconnection=False)
+        client.on("bot_uttered", lambda data: received.put_nowait(str(data.get("text", ""))))
+        session_id = uuid.uuid4().hex
+        try:
+            await client.connect(public_url(prod), transports=["polling"], wait_timeout=20)
+            await client.emit("session_request", {"session_id": session_id})
+            texts = []
+            for message in ("hello", "can I talk to a real person", "I want to kill myself"):
+                await client.emit("user_uttered", {"message": message, "session_id": session_id})
+                texts.append(await asyncio.wait_for(received.get(), timeout=20))
+                await asyncio.sleep(0.5)  # a few more polls, each of which must stick
+                while not received.empty():
+                    texts.append(received.get_nowait())
+            return texts
+        finally:
+            await client.disconnect()
+            await http.close()
+
+    for _ in range(3):  # three browsers: with two processes, unsticky routing would break at least one
+        texts = asyncio.run(chat())
+        assert any("automated assistant" in text for text in texts)
+        assert any("988" in text and "glad you told me" in text for text in texts)
+
+
 def test_no_private_text_in_any_log(prod: Topology) -> None:
     sender = f"private-{uuid.uuid4()}"
     assert say(public_url(prod), PRIVATE_MESSAGE, sender).status_code == 200
