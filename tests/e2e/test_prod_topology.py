@@ -113,13 +113,15 @@ def test_events_are_published_to_rabbitmq(prod: Topology) -> None:
     import aio_pika
 
     sender = f"broker-{uuid.uuid4()}"
-    assert say(public_url(prod), "hello", sender).status_code == 200
 
     async def find_sender() -> bool:
         connection = await aio_pika.connect_robust("amqp://guest:guest@127.0.0.1/")
         async with connection:
             channel = await connection.channel()
             queue = await channel.declare_queue(TEST_SERVICES["RABBITMQ_QUEUE"], durable=True, passive=True)
+            await queue.purge()  # nothing consumes this test queue between runs
+            response = await asyncio.to_thread(say, public_url(prod), "hello", sender)
+            assert response.status_code == 200
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 message = await queue.get(no_ack=True, fail=False)
