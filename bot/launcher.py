@@ -109,11 +109,14 @@ def commands(settings: Runtime, token: str, endpoints: Path) -> Dict[str, List[s
             "--port",
             str(settings.rasa_port),
             "--enable-api",
-            f"--auth-token={token}",  # one argument: a token may start with "-" (argparse would misread it)
+            # One argument with "=": a generated token may start with "-", which argparse takes for an option.
+            f"--auth-token={token}",
             "--cors",
             *settings.allowed_origins,
         ],
         "web": [python, "-m", "bot.web"],
+        # Delivers staff notices of new intake bookings to INTAKE_WEBHOOK_URL; idles without one.
+        "outbox": [python, "-m", "bot.intake.outbox"],
     }
 
 
