@@ -24,8 +24,6 @@ from bot.settings import PROJECT_ROOT, Runtime, runtime
 
 MODEL_PATH = PROJECT_ROOT / "models" / "assistant.tar.gz"
 READY_TIMEOUT_SECONDS = 180.0
-# Largest HTTP request body the Rasa server accepts; a chat message is far smaller.
-MAX_REQUEST_BYTES = 16 * 1024
 
 
 class LaunchError(RuntimeError):
@@ -126,9 +124,6 @@ def child_environment(settings: Runtime) -> Dict[str, str]:
     env.setdefault("BOT_VAR_DIR", str(settings.var_dir))
     # Rasa's telemetry would try to reach the internet.
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
-    # Production hardening (README "Production"): Sanic reads SANIC_* variables, so the Rasa server answers
-    # 413 to a request body above this size instead of parsing it.
-    env.setdefault("SANIC_REQUEST_MAX_SIZE", str(MAX_REQUEST_BYTES))
     return env
 
 

@@ -109,7 +109,7 @@ def prod_settings(env: Dict[str, str] | None = None) -> ProdSettings:
         rasa_ports=[first_rasa_port + index for index in range(processes)],
         chat_rate_per_minute=_int_env(env, "CHAT_RATE_PER_MINUTE", 30),
         chat_burst=_int_env(env, "CHAT_RATE_BURST", 10),
-        max_body_bytes=_int_env(env, "MAX_MESSAGE_BYTES", 16 * 1024),
+        max_body_bytes=_int_env(env, "MAX_REQUEST_BYTES", 16 * 1024),
     )
 
 

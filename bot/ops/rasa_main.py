@@ -1,4 +1,4 @@
-"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with five production adjustments.
+"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with six production adjustments.
 
 1. A bounded custom-action timeout. Rasa 3.6 waits up to 300 s for the action server
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
@@ -24,6 +24,10 @@ right behind another one is not delayed by up to a second.
 Event.resolve_by_type, which walks all Event subclasses each time (4-14% of the server's time under
 load, more in longer conversations). The classes do not change after start-up, so the answer is cached.
 
+6. Request bodies above MAX_REQUEST_BYTES (16 KiB) get 413 before they are parsed. Sanic reads
+SANIC_REQUEST_MAX_SIZE when Rasa creates its app; it is set here, for the Rasa server only (the action
+server, also Sanic, receives whole trackers and must keep its larger default).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -38,6 +42,8 @@ ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
 LOCK_WAIT_ENV = "LOCK_WAIT_SECONDS"
 DEFAULT_LOCK_WAIT_SECONDS = 0.1
+MAX_REQUEST_BYTES_ENV = "MAX_REQUEST_BYTES"
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024
 
 
 def seconds_from_env(name: str, default: float) -> float:
@@ -108,7 +114,15 @@ def cache_event_type_lookup() -> None:
     Event.resolve_by_type = staticmethod(lookup)
 
 
+def limit_request_size() -> None:
+    raw = os.environ.get(MAX_REQUEST_BYTES_ENV) or str(DEFAULT_MAX_REQUEST_BYTES)
+    if not raw.isdigit() or int(raw) < 1024:
+        raise SystemExit(f"{MAX_REQUEST_BYTES_ENV}={raw!r} must be a whole number of bytes, at least 1024")
+    os.environ["SANIC_REQUEST_MAX_SIZE"] = raw
+
+
 def main() -> None:
+    limit_request_size()
     apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
     shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
     tune_sqlite_connections()

@@ -10,8 +10,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from bot.launcher import MAX_REQUEST_BYTES
 from bot.ops.fuzz import make_cases, send_cases
+from bot.ops.rasa_main import DEFAULT_MAX_REQUEST_BYTES as MAX_REQUEST_BYTES
 from tests.e2e.ops_servers import PRIVATE_MESSAGE, TOKEN, SingleServer, env_int, private_text_in_logs, start_single
 
 pytestmark = pytest.mark.e2e

@@ -45,7 +45,7 @@ def test_well_formed_rest_body_passes() -> None:
 
 def test_nginx_config_has_sticky_routing_and_limits(tmp_path: Path) -> None:
     env = {"BOT_VAR_DIR": str(tmp_path), "RASA_PORT": "5501", "RASA_PROCESSES": "3", "PUBLIC_PORT": "5580",
-           "WEB_PORT": "5570", "CHAT_RATE_PER_MINUTE": "42", "MAX_MESSAGE_BYTES": "2048"}
+           "WEB_PORT": "5570", "CHAT_RATE_PER_MINUTE": "42", "MAX_REQUEST_BYTES": "2048"}
     text = render_nginx(prod_settings(env)).read_text()
     for port in (5501, 5502, 5503):
         assert f"server 127.0.0.1:{port}" in text
