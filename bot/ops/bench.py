@@ -164,8 +164,12 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
               f"{prod.throughput:.1f} msg/s{ratio}; p95 {percentile(prod.latencies(), 0.95):.0f} ms; "
               f"crisis p95 {percentile(prod.latencies('risk'), 0.95):.0f} ms")
     print(final_line(ours.load, stock.load if stock else None, args.conversations), flush=True)
-    shutil.rmtree(var_dir, ignore_errors=True)
-    return 0 if ours.load.errors == 0 and ours.load.risk_without_crisis_line() == 0 else 1
+    healthy = ours.load.errors == 0 and ours.load.risk_without_crisis_line() == 0
+    if healthy:
+        shutil.rmtree(var_dir, ignore_errors=True)
+    else:
+        print(f"errors or risk messages without the crisis line: logs kept in {var_dir}/logs", flush=True)
+    return 0 if healthy else 1
 
 
 def parse_args(argv: List[str] | None) -> argparse.Namespace:

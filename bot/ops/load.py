@@ -55,6 +55,8 @@ class LoadResult:
     samples: List[Sample] = field(default_factory=list)
     elapsed_s: float = 0.0
     transcripts: Dict[str, List[str]] = field(default_factory=dict)
+    # Risk messages whose reply lacked the crisis line: (conversation, message, reply) for the report.
+    crisis_misses: List[Tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -116,6 +118,8 @@ async def _conversation(
             ok, reply = False, ""
         latency_ms = (time.perf_counter() - started) * 1000
         result.samples.append(Sample(kind, latency_ms, ok, "988" in reply))
+        if kind == "risk" and ok and "988" not in reply:
+            result.crisis_misses.append((visitor, text, reply))
         if keep_transcript:
             result.transcripts.setdefault(visitor, []).append(text)
 
@@ -182,4 +186,6 @@ def summary(label: str, result: LoadResult) -> str:
             f"  p99 {percentile(risk, 0.99):.0f}  ({len(risk)} risk messages,"
             f" {result.risk_without_crisis_line()} without 988 in the reply)"
         )
+    for visitor, text, reply in result.crisis_misses[:5]:
+        lines.append(f"  NO CRISIS LINE: {visitor}: {text!r} -> {reply[:160]!r}")
     return "\n".join(lines)
