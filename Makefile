@@ -107,7 +107,7 @@ rasa-test: install models/.trained-inputs
 	       echo "rasa test found prediction errors: see results/core/failed_test_stories.yml"; exit 1; }
 	@grep -E "Correct:|Accuracy:" results/rasa-test.log | head -4 || true
 
-e2e: install $(NODE_DEPS) browser models/.trained-inputs
+e2e: install $(NODE_DEPS) browser models/.trained-inputs nginx  # nginx: the production-topology tests start it
 	@echo "==> pytest (end to end: real servers over HTTP)"
 	@$(PY) -m pytest -m e2e -q
 
@@ -159,3 +159,30 @@ lint: lint-safety-eval
 lint-safety-eval: install
 	@echo "==> mypy (safety evaluation runner)"
 	@$(VENV)/bin/mypy tests/safety/evaluation/run.py tests/safety/evaluation/fake_detector.py
+# --- Production and performance (issue 8; README "Production") -------------------------------------------
+.PHONY: bench bench-scale run-prod nginx fuzz
+
+# nginx from Debian, installed only when missing (the production load balancer).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "==> Installing nginx (apt-get install nginx-light)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q nginx-light >/dev/null \
+	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q nginx-light >/dev/null; }; }
+
+run-prod: install models/.trained-inputs nginx
+	@$(PY) -m bot.ops.prod
+
+# Ours against a stock `rasa init` assistant under the same load (BENCH_ARGS="--conversations 32" etc.).
+bench: install models/.trained-inputs nginx
+	@$(PY) -m bot.ops.bench --with-prod $(BENCH_ARGS)
+
+# Production topology: one vs two Rasa processes on PostgreSQL + Redis, trackers checked afterwards.
+bench-scale: install models/.trained-inputs nginx
+	@$(PY) -m bot.ops.bench --prod $(BENCH_ARGS)
+
+# 10,000 random and hostile inputs through the real server (make test sends 600 of them).
+FUZZ_COUNT ?= 10000
+fuzz: install models/.trained-inputs
+	@echo "==> fuzzing the Rasa server with $(FUZZ_COUNT) inputs"
+	@FUZZ_COUNT=$(FUZZ_COUNT) $(PY) -m pytest -m e2e -q tests/e2e/test_fuzz_and_private_logs.py

@@ -96,7 +96,7 @@ def commands(settings: Runtime, token: str, endpoints: Path) -> Dict[str, List[s
         "rasa": [
             python,
             "-m",
-            "rasa",
+            "bot.ops.rasa_main",  # Rasa's CLI with a bounded action-server timeout (see that module)
             "run",
             "--model",
             str(MODEL_PATH),

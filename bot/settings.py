@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -238,8 +238,8 @@ class Runtime:
         return origins
 
 
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
+def _port(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(name, str(default))
     try:
         port = int(raw)
     except ValueError as error:
@@ -249,16 +249,18 @@ def _port(name: str, default: int) -> int:
     return port
 
 
-def runtime() -> Runtime:
-    var_dir = Path(os.environ.get("BOT_VAR_DIR", PROJECT_ROOT / "var")).resolve()
-    host = os.environ.get("BOT_HOST", "127.0.0.1")
-    web_port = _port("WEB_PORT", 8080)
+def runtime(env: Mapping[str, str] | None = None) -> Runtime:
+    """Settings from `env` (default: this process's environment)."""
+    env = os.environ if env is None else env
+    var_dir = Path(env.get("BOT_VAR_DIR", PROJECT_ROOT / "var")).resolve()
+    host = env.get("BOT_HOST", "127.0.0.1")
+    web_port = _port("WEB_PORT", 8080, env)
     return Runtime(
-        rasa_port=_port("RASA_PORT", 5005),
-        actions_port=_port("ACTIONS_PORT", 5055),
+        rasa_port=_port("RASA_PORT", 5005, env),
+        actions_port=_port("ACTIONS_PORT", 5055, env),
         web_port=web_port,
         host=host,
         var_dir=var_dir,
-        database_url=os.environ.get("DATABASE_URL", f"sqlite:///{var_dir / 'app.db'}"),
-        site_origin=os.environ.get("SITE_ORIGIN", f"http://localhost:{web_port}"),
+        database_url=env.get("DATABASE_URL", f"sqlite:///{var_dir / 'app.db'}"),
+        site_origin=env.get("SITE_ORIGIN", f"http://localhost:{web_port}"),
     )

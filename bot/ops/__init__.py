@@ -1,0 +1,1 @@
+"""Production tooling: benchmark, stock-Rasa baseline, production topology (nginx + several Rasa processes)."""

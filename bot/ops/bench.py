@@ -1,0 +1,199 @@
+"""`make bench`: our assistant against the stock `rasa init` assistant under the same concurrent load.
+
+Measured in one run, one after the other (never at the same time, so they do not share the CPU):
+full training time, server cold start (process start to first reply), throughput and latency at N
+concurrent conversations (crisis replies separately), and peak memory per process.
+With --prod it instead compares the production topology (nginx + PostgreSQL tracker store + Redis lock
+store) with one and with several Rasa processes, and checks every conversation's tracker afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import aiohttp
+
+from bot.launcher import child_environment, commands, write_endpoints
+from bot.ops.load import OURS_SCRIPTS, STOCK_SCRIPTS, LoadResult, Script, percentile, run_load, summary
+from bot.ops.procs import free_port, peak_rss_mib, spawn, stop_group
+from bot.ops.stock import ensure_stock_project, quiet_env, rasa_version, stock_model
+from bot.settings import PROJECT_ROOT, Runtime
+
+OUR_MODEL = PROJECT_ROOT / "models" / "assistant.tar.gz"
+TRAIN_DATA = ["data/nlu", "data/rules", "data/stories"]
+COLD_START_LIMIT_S = 240.0
+
+
+@dataclass
+class Measured:
+    label: str
+    cold_start_s: float
+    load: LoadResult
+    memory_mib: Dict[str, float]
+
+
+async def first_reply(base_url: str, started: float, process: subprocess.Popen[bytes]) -> float:
+    """Seconds from `started` until the REST channel answers a greeting with at least one message."""
+    url = base_url + "/webhooks/rest/webhook"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        while time.monotonic() - started < COLD_START_LIMIT_S:
+            if process.poll() is not None:
+                raise RuntimeError("the Rasa server stopped while starting")
+            try:
+                async with session.post(url, json={"sender": "bench-warmup", "message": "hello"}) as response:
+                    if response.status == 200 and await response.json(content_type=None):
+                        return time.monotonic() - started
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"no reply within {COLD_START_LIMIT_S:.0f} s")
+
+
+def measure_training(log: Path) -> float:
+    """`rasa train --force` of our assistant in a temporary copy (the project's own model is untouched)."""
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
+        copy = Path(scratch)
+        for name in ("config.yml", "domain.yml"):
+            shutil.copy(PROJECT_ROOT / name, copy / name)
+        for folder in ("data", "bot", "actions"):
+            shutil.copytree(PROJECT_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        env = quiet_env()
+        env["PYTHONPATH"] = str(copy)
+        started = time.monotonic()
+        with open(log, "ab") as output:
+            subprocess.run(
+                [sys.executable, "-m", "rasa", "train", "--force", "--data", *TRAIN_DATA, "--out", "models"],
+                cwd=copy, env=env, stdout=output, stderr=subprocess.STDOUT, check=True,
+            )
+        return time.monotonic() - started
+
+
+async def drive(label: str, base_url: str, scripts: List[Script], args: argparse.Namespace) -> LoadResult:
+    print(f"  driving {label}: {args.conversations} conversations, up to {args.seconds:.0f} s", flush=True)
+    return await run_load(base_url, scripts, args.conversations, args.seconds, args.max_messages, f"bench-{label}")
+
+
+async def measure_ours(args: argparse.Namespace, var_dir: Path) -> Measured:
+    settings = Runtime(
+        rasa_port=free_port(), actions_port=free_port(), web_port=free_port(), host="127.0.0.1",
+        var_dir=var_dir, database_url=f"sqlite:///{var_dir / 'app.db'}", site_origin="http://localhost",
+    )
+    endpoints = write_endpoints(settings)
+    env = child_environment(settings)
+    planned = commands(settings, "bench-token", endpoints)
+    actions = spawn(planned["actions"], PROJECT_ROOT, env, var_dir / "logs" / "actions.log")
+    started = time.monotonic()
+    rasa = spawn(planned["rasa"], PROJECT_ROOT, env, var_dir / "logs" / "rasa.log")
+    try:
+        cold = await first_reply(f"http://127.0.0.1:{settings.rasa_port}", started, rasa)
+        print(f"  ours answered {cold:.1f} s after start", flush=True)
+        load = await drive("ours", f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS, args)
+        memory = {"rasa": peak_rss_mib(rasa.pid), "actions": peak_rss_mib(actions.pid)}
+    finally:
+        stop_group(rasa)
+        stop_group(actions)
+    return Measured("ours", cold, load, memory)
+
+
+async def measure_stock(args: argparse.Namespace, var_dir: Path) -> Measured:
+    project = ensure_stock_project(var_dir / "logs" / "stock-init.log")
+    port = free_port()
+    command = [
+        sys.executable, "-m", "rasa", "run", "--model", str(stock_model(project)), "--interface", "127.0.0.1",
+        "--port", str(port),
+    ]
+    started = time.monotonic()
+    rasa = spawn(command, project, quiet_env(), var_dir / "logs" / "stock-rasa.log")
+    try:
+        cold = await first_reply(f"http://127.0.0.1:{port}", started, rasa)
+        print(f"  stock answered {cold:.1f} s after start", flush=True)
+        load = await drive("stock", f"http://127.0.0.1:{port}", STOCK_SCRIPTS, args)
+        memory = {"rasa": peak_rss_mib(rasa.pid)}
+    finally:
+        stop_group(rasa)
+    return Measured("stock", cold, load, memory)
+
+
+def final_line(ours: LoadResult, stock: LoadResult | None, conversations: int) -> str:
+    ratio = f" = {ours.throughput / stock.throughput:.1f}x stock" if stock and stock.throughput else ""
+    return (
+        f"throughput {ours.throughput:.1f} msg/s at {conversations} conversations{ratio}; "
+        f"p95 {percentile(ours.latencies(), 0.95):.0f} ms; crisis p95 {percentile(ours.latencies('risk'), 0.95):.0f} ms"
+    )
+
+
+async def compare_with_stock(args: argparse.Namespace) -> int:
+    var_dir = Path(tempfile.mkdtemp(prefix="bench-var-"))
+    print(f"Benchmark (Rasa {rasa_version()}; logs in {var_dir}/logs)", flush=True)
+    (var_dir / "logs").mkdir(parents=True, exist_ok=True)
+    if not OUR_MODEL.exists():
+        print(f"no trained model at {OUR_MODEL}: run `make train`", file=sys.stderr)
+        return 1
+    training_s = None
+    if not args.skip_training:
+        print("  timing a full training of our assistant (rasa train --force, in a temporary copy)", flush=True)
+        training_s = measure_training(var_dir / "logs" / "train.log")
+    stock = None if args.skip_stock else await measure_stock(args, var_dir)
+    ours = await measure_ours(args, var_dir)
+    prod = None
+    if args.with_prod:
+        from bot.ops.scale import measure
+
+        prod, _problems = await measure(args.processes, args)
+    print()
+    if stock:
+        print(summary("stock rasa init", stock.load))
+    print(summary("ours", ours.load))
+    for measured in filter(None, (stock, ours)):
+        memory = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in measured.memory_mib.items())
+        print(f"{measured.label}: cold start {measured.cold_start_s:.1f} s; peak memory {memory}")
+    if training_s is not None:
+        print(f"ours: full training (rasa train --force) {training_s:.0f} s")
+    if prod is not None:
+        ratio = f" = {prod.throughput / stock.load.throughput:.1f}x stock" if stock and stock.load.throughput else ""
+        print(f"production topology ({args.processes} processes, nginx, PostgreSQL, Redis): "
+              f"{prod.throughput:.1f} msg/s{ratio}; p95 {percentile(prod.latencies(), 0.95):.0f} ms; "
+              f"crisis p95 {percentile(prod.latencies('risk'), 0.95):.0f} ms")
+    print(final_line(ours.load, stock.load if stock else None, args.conversations), flush=True)
+    healthy = ours.load.errors == 0 and ours.load.risk_without_crisis_line() == 0
+    if healthy:
+        shutil.rmtree(var_dir, ignore_errors=True)
+    else:
+        print(f"errors or risk messages without the crisis line: logs kept in {var_dir}/logs", flush=True)
+    return 0 if healthy else 1
+
+
+def parse_args(argv: List[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot.ops.bench", description=__doc__)
+    parser.add_argument("--conversations", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0, help="load duration per server")
+    parser.add_argument("--max-messages", type=int, default=5000, help="message cap per server")
+    parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--prod", action="store_true", help="scale test: production topology, 1 vs N processes")
+    parser.add_argument("--processes", type=int, default=2, help="Rasa processes for --prod / --with-prod")
+    parser.add_argument("--with-prod", action="store_true",
+                        help="also drive the production topology (needs nginx, PostgreSQL, Redis)")
+    return parser.parse_args(argv)
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.prod:
+        from bot.ops.scale import compare_process_counts
+
+        return asyncio.run(compare_process_counts(args))
+    return asyncio.run(compare_with_stock(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Closed-loop load generator: N concurrent conversations over Rasa's REST channel, loopback only.
+
+Each conversation sends one message, waits for the reply, then sends the next (no think time), so the
+measured throughput is what the server sustains at N simultaneous conversations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence, Tuple
+from urllib.parse import urlparse
+
+import aiohttp
+
+# One step of a scripted conversation: (kind, text). kind "risk" marks messages that must get a crisis reply.
+Step = Tuple[str, str]
+Script = Sequence[Step]
+
+OURS_SCRIPTS: List[Script] = [
+    [("chat", "hello"), ("chat", "what can you do?"), ("chat", "are you open right now?"),
+     ("chat", "can I talk to a real person"), ("chat", "thanks"), ("chat", "bye")],
+    [("chat", "hi"), ("risk", "I want to kill myself"), ("chat", "can I talk to a person")],
+    [("chat", "hey there"), ("chat", "are you a bot?"), ("risk", "my friend told me he cuts himself"),
+     ("chat", "thank you")],
+    [("chat", "good morning"), ("chat", "what's the weather like in Paris"), ("chat", "do you take insurance?"),
+     ("risk", "I keep thinking about hurting myself"), ("chat", "ok bye")],
+    [("chat", "hello, I have a question"), ("chat", "how do I get started with therapy?"),
+     ("risk", "I took a whole bottle of pills just now")],
+    [("chat", "hi"), ("chat", "who am I talking to"), ("chat", "I need to speak to someone at the office"),
+     ("chat", "can you order me a pizza"), ("chat", "goodbye")],
+]
+
+# The stock `rasa init` assistant's own phrases (its moodbot training data).
+STOCK_SCRIPTS: List[Script] = [
+    [("chat", "hello"), ("chat", "I am feeling very sad"), ("chat", "yes"), ("chat", "bye")],
+    [("chat", "hi"), ("chat", "are you a bot?"), ("chat", "I am great"), ("chat", "goodbye")],
+    [("chat", "good morning"), ("chat", "very bad"), ("chat", "no"), ("chat", "see you later")],
+    [("chat", "hey there"), ("chat", "perfect"), ("chat", "am I talking to a human?"), ("chat", "good night")],
+]
+
+
+@dataclass
+class Sample:
+    kind: str
+    latency_ms: float
+    ok: bool
+    has_crisis_line: bool
+
+
+@dataclass
+class LoadResult:
+    samples: List[Sample] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    transcripts: Dict[str, List[str]] = field(default_factory=dict)
+    # Risk messages whose reply lacked the crisis line: (conversation, message, reply) for the report.
+    crisis_misses: List[Tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for sample in self.samples if sample.ok)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for sample in self.samples if not sample.ok)
+
+    @property
+    def throughput(self) -> float:
+        return self.completed / self.elapsed_s if self.elapsed_s else 0.0
+
+    def latencies(self, kind: str | None = None) -> List[float]:
+        return sorted(s.latency_ms for s in self.samples if s.ok and (kind is None or s.kind == kind))
+
+    def risk_without_crisis_line(self) -> int:
+        return sum(1 for s in self.samples if s.kind == "risk" and s.ok and not s.has_crisis_line)
+
+
+def percentile(sorted_values: List[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(fraction * len(sorted_values)) - 1))
+    return sorted_values[rank]
+
+
+def _assert_loopback(base_url: str) -> None:
+    host = urlparse(base_url).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"the load generator only talks to this machine, not {host}")
+
+
+async def _conversation(
+    session: aiohttp.ClientSession,
+    url: str,
+    sender: str,
+    script: Script,
+    result: LoadResult,
+    stop_at: float,
+    budget: List[int],
+    keep_transcript: bool,
+) -> None:
+    step = 0
+    while time.monotonic() < stop_at and budget[0] > 0:
+        budget[0] -= 1
+        # A visitor runs through the script once; the next one starts a new conversation, as on a website.
+        visitor = f"{sender}-{step // len(script)}"
+        kind, text = script[step % len(script)]
+        step += 1
+        started = time.perf_counter()
+        try:
+            async with session.post(url, json={"sender": visitor, "message": text}) as response:
+                body = await response.json(content_type=None) if response.status == 200 else None
+            ok = isinstance(body, list)
+            reply = " ".join(str(item.get("text", "")) for item in body) if ok and body else ""
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            ok, reply = False, ""
+        latency_ms = (time.perf_counter() - started) * 1000
+        result.samples.append(Sample(kind, latency_ms, ok, "988" in reply))
+        if kind == "risk" and ok and "988" not in reply:
+            result.crisis_misses.append((visitor, text, reply))
+        if keep_transcript:
+            result.transcripts.setdefault(visitor, []).append(text)
+
+
+async def run_load(
+    base_url: str,
+    scripts: Sequence[Script],
+    conversations: int = 16,
+    seconds: float = 20.0,
+    max_messages: int = 5000,
+    sender_prefix: str = "bench",
+    keep_transcripts: bool = False,
+    request_timeout: float = 30.0,
+) -> LoadResult:
+    """Drive `conversations` concurrent conversations until `seconds` pass or `max_messages` are sent.
+
+    Each conversation has its own HTTP session and cookie jar, so a load balancer that pins a conversation
+    by cookie sees one client per conversation.
+    """
+    _assert_loopback(base_url)
+    url = base_url.rstrip("/") + "/webhooks/rest/webhook"
+    result = LoadResult()
+    budget = [max_messages]
+    timeout = aiohttp.ClientTimeout(total=request_timeout)
+    sessions = [
+        aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.CookieJar(unsafe=True))
+        for _ in range(conversations)
+    ]
+    started = time.monotonic()
+    try:
+        await asyncio.gather(
+            *(
+                _conversation(
+                    sessions[index],
+                    url,
+                    f"{sender_prefix}-{index}-{int(started * 1000)}",
+                    scripts[index % len(scripts)],
+                    result,
+                    started + seconds,
+                    budget,
+                    keep_transcripts,
+                )
+                for index in range(conversations)
+            )
+        )
+    finally:
+        result.elapsed_s = time.monotonic() - started
+        await asyncio.gather(*(session.close() for session in sessions))
+    return result
+
+
+def summary(label: str, result: LoadResult) -> str:
+    overall = result.latencies()
+    risk = result.latencies("risk")
+    lines = [
+        f"{label}: {result.completed} replies in {result.elapsed_s:.1f} s = {result.throughput:.1f} msg/s"
+        f" ({result.errors} errors)",
+        f"  latency ms  p50 {percentile(overall, 0.50):.0f}  p95 {percentile(overall, 0.95):.0f}"
+        f"  p99 {percentile(overall, 0.99):.0f}",
+    ]
+    if risk:
+        lines.append(
+            f"  crisis ms   p50 {percentile(risk, 0.50):.0f}  p95 {percentile(risk, 0.95):.0f}"
+            f"  p99 {percentile(risk, 0.99):.0f}  ({len(risk)} risk messages,"
+            f" {result.risk_without_crisis_line()} without 988 in the reply)"
+        )
+    for visitor, text, reply in result.crisis_misses[:5]:
+        lines.append(f"  NO CRISIS LINE: {visitor}: {text!r} -> {reply[:160]!r}")
+    return "\n".join(lines)

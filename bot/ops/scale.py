@@ -1,0 +1,122 @@
+"""Scale test (`make bench-scale`): the production topology with one and with N Rasa processes.
+
+Both runs use nginx, the PostgreSQL tracker store and the Redis lock store, under the same load. After
+each run every conversation's tracker is read back: each message sent must be there once, in the order
+sent, each followed by the assistant's reply before the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import requests
+
+from bot.ops.load import OURS_SCRIPTS, LoadResult, percentile, run_load, summary
+from bot.ops.procs import free_port
+from bot.ops.prod import Topology, build_topology
+
+# This benchmark's own database, Redis db and queue, so it never mixes with a running deployment.
+BENCH_SERVICES = {
+    "TRACKER_DB_NAME": "bench_scale_tracker",
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/bench_scale_app",
+    "REDIS_LOCK_DB": "5",
+    "REDIS_KEY_PREFIX": "benchscale",
+    "RABBITMQ_EXCHANGE": "bench-scale-events",
+    "RABBITMQ_QUEUE": "bench_scale_events",
+}
+
+
+def topology_env(processes: int, var_dir: Path) -> Dict[str, str]:
+    env = dict(os.environ)
+    for name, value in BENCH_SERVICES.items():
+        env.setdefault(name, value)
+    first_rasa = free_port()
+    while not all(_free(first_rasa + offset) for offset in range(processes)):
+        first_rasa = free_port()
+    env.update(
+        RASA_PROCESSES=str(processes), RASA_PORT=str(first_rasa), ACTIONS_PORT=str(free_port()),
+        WEB_PORT=str(free_port()), PUBLIC_PORT=str(free_port()), BOT_VAR_DIR=str(var_dir),
+        # The load comes from one address; the per-client limit would otherwise answer 429.
+        CHAT_RATE_PER_MINUTE="1000000", CHAT_RATE_BURST="100000",
+    )
+    env.pop("RASA_AUTH_TOKEN", None)
+    env.pop("ACTION_ENDPOINT_URL", None)
+    env.pop("SITE_ORIGIN", None)
+    return env
+
+
+def _free(port: int) -> bool:
+    from bot.launcher import port_is_free
+
+    return port_is_free("127.0.0.1", port)
+
+
+def tracker_problems(topology: Topology, transcripts: Dict[str, List[str]]) -> List[str]:
+    """Every conversation's stored turns against what was sent: nothing lost, repeated or reordered."""
+    problems = []
+    for sender, sent in transcripts.items():
+        tracker = requests.get(
+            f"{topology.rasa_url(0)}/conversations/{sender}/tracker",
+            params={"token": topology.token}, timeout=30,
+        ).json()
+        stored: List[str] = []
+        answered = True
+        for event in tracker.get("events", []):
+            if event.get("event") == "user":
+                if not answered:
+                    problems.append(f"{sender}: '{stored[-1]}' has no reply before the next message")
+                stored.append(str(event.get("text")))
+                answered = False
+            elif event.get("event") == "bot":
+                answered = True
+        if stored != sent:
+            problems.append(f"{sender}: sent {len(sent)} messages, tracker has {len(stored)} (or in another order)")
+        elif not answered:
+            problems.append(f"{sender}: the last message has no reply")
+    return problems
+
+
+async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult, List[str]]:
+    var_dir = Path(tempfile.mkdtemp(prefix=f"bench-scale-{processes}-"))
+    topology = build_topology(topology_env(processes, var_dir))
+    print(f"  starting {processes} Rasa process(es) behind nginx (logs in {var_dir}/logs)", flush=True)
+    try:
+        topology.start()
+        topology.wait_until_ready(quiet=True)
+        base_url = f"http://127.0.0.1:{topology.settings.public_port}"
+        await run_load(base_url, OURS_SCRIPTS, 2, 3.0, 40, f"warmup{processes}")
+        print(f"  driving {processes} process(es): {args.conversations} conversations, up to {args.seconds:.0f} s",
+              flush=True)
+        result = await run_load(
+            base_url, OURS_SCRIPTS, args.conversations, args.seconds, args.max_messages,
+            f"scale{processes}", keep_transcripts=True,
+        )
+        problems = tracker_problems(topology, result.transcripts)
+        print(summary(f"{processes} process(es)", result))
+        print(f"  trackers: {len(result.transcripts)} conversations checked, {len(problems)} problems", flush=True)
+        for problem in problems[:10]:
+            print(f"    {problem}")
+        return result, problems
+    finally:
+        topology.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+async def compare_process_counts(args: argparse.Namespace) -> int:
+    print("Scale test: production topology (nginx, PostgreSQL tracker store, Redis lock store)", flush=True)
+    one, one_problems = await measure(1, args)
+    many, many_problems = await measure(args.processes, args)
+    ratio = many.throughput / one.throughput if one.throughput else 0.0
+    lost = len(one_problems) + len(many_problems)
+    print(
+        f"scale {many.throughput:.1f} msg/s with {args.processes} processes vs {one.throughput:.1f} with 1 = "
+        f"{ratio:.2f}x; p95 {percentile(many.latencies(), 0.95):.0f} ms vs "
+        f"{percentile(one.latencies(), 0.95):.0f} ms; tracker problems {lost}",
+        flush=True,
+    )
+    return 0 if lost == 0 and one.errors == 0 and many.errors == 0 else 1

@@ -1,0 +1,87 @@
+"""Unit tests of the production tooling (no servers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.ops.fuzz import make_cases
+from bot.ops.load import LoadResult, Sample, percentile
+from bot.ops.prod import prod_settings, render_nginx, service_defaults
+from bot.ops.rasa_main import seconds_from_env
+from bot.ops.rest_channel import checked_rest_body
+from tests.e2e.ops_servers import PRIVATE_MARKERS, private_text_in_logs
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.95) == 95
+    assert percentile(values, 0.99) == 99
+    assert percentile([], 0.95) == 0
+
+
+def test_load_result_counts_risk_replies_without_the_crisis_line() -> None:
+    samples = [Sample("risk", 10, True, True), Sample("risk", 12, True, False), Sample("chat", 5, False, False)]
+    result = LoadResult(samples, elapsed_s=2.0)
+    assert result.completed == 2 and result.errors == 1 and result.throughput == 1.0
+    assert result.risk_without_crisis_line() == 1
+    assert result.latencies("risk") == [10, 12]
+
+
+@pytest.mark.parametrize("body", [None, [], "hi", {"message": "hi"}, {"sender": "", "message": "hi"},
+                                  {"sender": "x" * 256, "message": "hi"}, {"sender": 5, "message": "hi"},
+                                  {"sender": "s", "message": None}, {"sender": "s", "message": ["hi"]}])
+def test_malformed_rest_bodies_are_refused(body: object) -> None:
+    with pytest.raises(ValueError):
+        checked_rest_body(body)
+
+
+def test_well_formed_rest_body_passes() -> None:
+    body = {"sender": "visitor-1", "message": "hello", "metadata": {}}
+    assert checked_rest_body(body) is body
+
+
+def test_nginx_config_has_sticky_routing_and_limits(tmp_path: Path) -> None:
+    env = {"BOT_VAR_DIR": str(tmp_path), "RASA_PORT": "5501", "RASA_PROCESSES": "3", "PUBLIC_PORT": "5580",
+           "WEB_PORT": "5570", "CHAT_RATE_PER_MINUTE": "42", "MAX_REQUEST_BYTES": "2048"}
+    text = render_nginx(prod_settings(env)).read_text()
+    for port in (5501, 5502, 5503):
+        assert f"server 127.0.0.1:{port}" in text
+    assert "hash $route_key consistent" in text and "hl_route=$route_key" in text
+    assert "rate=42r/m" in text and "limit_req_status 429" in text
+    assert "client_max_body_size 2048" in text
+    assert "127.0.0.1:5580" in text
+
+
+def test_service_defaults_never_override_configuration() -> None:
+    filled = service_defaults({"REDIS_HOST": "redis.internal", "DATABASE_URL": "postgresql://db/app"})
+    assert filled["REDIS_HOST"] == "redis.internal" and filled["DATABASE_URL"] == "postgresql://db/app"
+    assert filled["TRACKER_DB_HOST"] == "127.0.0.1"
+
+
+def test_seconds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPS_TEST_SECONDS", raising=False)
+    assert seconds_from_env("OPS_TEST_SECONDS", 1.5) == 1.5
+    monkeypatch.setenv("OPS_TEST_SECONDS", "0.25")
+    assert seconds_from_env("OPS_TEST_SECONDS", 1.5) == 0.25
+    for wrong in ("abc", "0", "-1"):
+        monkeypatch.setenv("OPS_TEST_SECONDS", wrong)
+        with pytest.raises(SystemExit):
+            seconds_from_env("OPS_TEST_SECONDS", 1.5)
+
+
+def test_fuzz_cases_are_deterministic_and_varied() -> None:
+    first, again = make_cases(240, seed=3), make_cases(240, seed=3)
+    assert [case.body for case in first] == [case.body for case in again]
+    labels = {case.label.split("-")[0] for case in first}
+    assert {"risk", "long", "binary", "raw", "injection", "intent", "surrogates", "wrong", "malformed"} <= labels
+    assert sum(case.risk for case in first) == 20
+
+
+def test_private_marker_scan_finds_a_leak(tmp_path: Path) -> None:
+    (tmp_path / "clean.log").write_text("INFO started\n")
+    assert private_text_in_logs([tmp_path]) == []
+    (tmp_path / "rasa.log").write_text(f"DEBUG text={PRIVATE_MARKERS['email']}\n")
+    assert private_text_in_logs([tmp_path]) == ["email in rasa.log"]
