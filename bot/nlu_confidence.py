@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Sequence
 
 import yaml
 
+from bot.safety.component import ORIGINAL_RANKING_KEY
 from bot.settings import PROJECT_ROOT
 
 EVAL_DIR = PROJECT_ROOT / "tests" / "nlu_eval"
@@ -38,8 +39,10 @@ class Parsed:
 
 
 def classifier_guess(parse: Dict[str, Any]) -> tuple[str, float]:
-    """The top intent that is not nlu_fallback, i.e. what the intent classifier itself said."""
-    for candidate in parse.get("intent_ranking") or []:
+    """The top intent that is not nlu_fallback, i.e. what the intent classifier itself said
+    (before the safety component replaced it with a risk intent)."""
+    ranking = parse.get(ORIGINAL_RANKING_KEY) or parse.get("intent_ranking") or []
+    for candidate in ranking:
         if candidate.get("name") != FALLBACK:
             return str(candidate["name"]), float(candidate["confidence"])
     return FALLBACK, 0.0

@@ -73,15 +73,23 @@ def test_nonsense_twice_asks_then_offers_a_person_even_with_the_action_server_do
 
 def test_opening_up_flow_moves_on_with_yes(agent: Agent) -> None:
     sender = f"opening-{uuid.uuid4()}"
+    # Self-harm disclosed while seeking help is a concern for the safety component: the crisis lines come
+    # first, with a button that continues into the opening-up flow.
     start = talk(agent, sender, "I'm scared to tell my therapist that I self-harm")
-    assert "write it down" in start[0]["text"]
+    assert "988" in start[0]["text"]
+    assert {"title": "Telling my therapist", "payload": "/ask_opening_up"} in start[0]["buttons"]
+    assert "write it down" in talk(agent, sender, "/ask_opening_up")[0]["text"]
     assert "at your own pace" in talk(agent, sender, "ok")[0]["text"]
     assert "There's something I've been scared to tell you" in talk(agent, sender, "yes")[0]["text"]
 
 
 def test_parent_flow_reaches_the_emergency_step_with_911_and_988(agent: Agent) -> None:
     sender = f"parent-{uuid.uuid4()}"
+    # A child who self-harms is a third party at risk: the concern reply explains how to help, then the
+    # parent flow continues from its button.
     first = talk(agent, sender, "I just found out my son has been cutting himself, what do I do")
-    assert "stay calm" in first[0]["text"]
+    assert "988" in first[0]["text"]
+    assert {"title": "How to help them", "payload": "/ask_loved_one_self_harms"} in first[0]["buttons"]
+    assert "stay calm" in talk(agent, sender, "/ask_loved_one_self_harms")[0]["text"]
     emergency = talk(agent, sender, "/ask_when_emergency")[0]["text"]
     assert "911" in emergency and "988" in emergency
