@@ -11,13 +11,15 @@ Configured in credentials.yml as `bot.ops.rest_channel.CheckedRestInput:` (repla
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Dict
+from typing import Any, Awaitable, Callable, Dict, List
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.safety.levels import RISK_INTENTS
 
 logger = logging.getLogger(__name__)
 MAX_SENDER_LENGTH = 255
@@ -64,6 +66,27 @@ class CheckedRestInput(RestInput):
                 # The kind of error only: its text could quote what the visitor wrote.
                 logger.error("A REST turn failed (%s); answered 503.", type(error).__name__)
                 return response.json({"error": "the assistant is unavailable"}, status=503)
+            if not collector.messages:
+                collector.messages.extend(await crisis_reply_while_paused(request, body["sender"]))
             return response.json(collector.messages)
 
         return webhook
+
+
+async def crisis_reply_while_paused(request: Request, sender: str) -> List[Dict[str, Any]]:
+    """The crisis reply for a risk message in a paused (handed-off) conversation.
+
+    Rasa records but does not answer messages while a conversation is paused; socket.io visitors get the
+    crisis reply pushed by the handoff watcher, but a REST caller can only get it in this response.
+    """
+    agent = getattr(request.app.ctx, "agent", None)
+    if agent is None or agent.tracker_store is None:
+        return []
+    tracker = await agent.tracker_store.retrieve(sender)
+    if tracker is None or not tracker.is_paused():
+        return []
+    intent = (tracker.latest_message.intent or {}).get("name") if tracker.latest_message else None
+    if intent not in RISK_INTENTS.values():
+        return []
+    reply = await agent.nlg.generate(f"utter_{intent}", tracker, "rest")
+    return [{"recipient_id": sender, **reply}] if reply else []

@@ -41,6 +41,8 @@ class Normalizer:
         return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
     def __call__(self, text: str) -> str:
+        # Lone surrogates (possible in JSON) cannot be hashed by spaCy; they carry no meaning here.
+        text = text.encode("utf-8", "replace").decode("utf-8")
         text = text.translate(APOSTROPHES).lower()
         text = LEET_WORD.sub(lambda match: match.group(0).translate(LEET), text)
         # "diiiie", "killlll": three or more of a letter become two ("kiiill" → "kiill" is left to the list).

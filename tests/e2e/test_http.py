@@ -103,6 +103,22 @@ def test_a_taken_port_is_refused_with_a_clear_message(assistant: RunningAssistan
     assert "already in use" in out and str(assistant.rasa_port) in out
 
 
+def test_a_paused_conversation_still_gets_the_crisis_reply_over_rest(assistant: RunningAssistant) -> None:
+    """While staff have the conversation (paused), Rasa answers nothing; a risk message still must."""
+    sender = f"e2e-{uuid.uuid4()}"
+    say(assistant, "hi", sender)
+    paused = requests.post(
+        f"{assistant.rasa_url}/conversations/{sender}/tracker/events",
+        params={"token": assistant.token},
+        json={"event": "pause"},
+        timeout=10,
+    )
+    assert paused.status_code == 200
+    assert say(assistant, "what is dbt", sender) == []  # ordinary messages wait for the person
+    text = joined(say(assistant, "i want to kill myself", sender))
+    assert "988" in text and "911" in text
+
+
 def port_accepts(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)

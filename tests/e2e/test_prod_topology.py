@@ -86,7 +86,7 @@ def test_two_messages_racing_on_one_conversation_across_processes_are_handled_in
         results = [(greeting.result(timeout=60), crisis.result(timeout=60)) for greeting, crisis in pairs]
     for sender, (greeting, crisis) in zip(senders, results, strict=True):
         assert "automated assistant" in joined(greeting) and "988" not in joined(greeting).split("automated")[0]
-        assert "988" in joined(crisis) and "glad you told me" in joined(crisis)
+        assert "988" in joined(crisis) and "911" in joined(crisis)
         assert sorted(user_texts(prod, sender)) == ["I want to kill myself", "hello"]
         assert turns_are_whole(prod, sender), f"{sender}: turns interleaved"
 
@@ -164,7 +164,7 @@ def test_socketio_chat_through_the_load_balancer_stays_on_one_process(prod: Topo
     for _ in range(3):  # three browsers: with two processes, unsticky routing would break at least one
         texts = asyncio.run(chat())
         assert any("automated assistant" in text for text in texts)
-        assert any("988" in text and "glad you told me" in text for text in texts)
+        assert any("988" in text and "911" in text for text in texts)
 
 
 def test_no_private_text_in_any_log(prod: Topology) -> None:

@@ -113,3 +113,9 @@ def test_normalizer_undoes_slang_leetspeak_and_stretching() -> None:
     assert normalize("su1c1de") == "suicide"
     assert normalize("I can't go on") == "i can not go on"
     assert normalize("self-harming") == "selfharm"
+
+
+def test_lone_surrogates_do_not_break_the_normalizer() -> None:
+    from bot.safety.normalize import Normalizer
+
+    assert Normalizer([]).__call__("hi \ud800 there") == "hi ? there"
