@@ -77,7 +77,8 @@ def run_dev_eval() -> int:
         flagged = probabilities >= threshold
         union = flagged | rule_flagged
         print(
-            f"  threshold {threshold:.2f}: alone recall {flagged[risky].mean() * 100:5.1f}% false {flagged[~risky].mean() * 100:5.1f}%"
+            f"  threshold {threshold:.2f}: alone recall {flagged[risky].mean() * 100:5.1f}%"
+            f" false {flagged[~risky].mean() * 100:5.1f}%"
             f"  |  union recall {union[risky].mean() * 100:5.1f}% false {union[~risky].mean() * 100:5.1f}%"
         )
     finals = [highest(r, c) for r, c in zip(rule_levels, classifier_levels, strict=True)]
