@@ -68,6 +68,10 @@ CASES = [
     ("none", "standing on the edge of the stage during the concert"),
     ("none", "how long should the rope be for a tire swing"),
     ("none", "I'm reading about the history of suicide prevention"),
+    ("none", "we lit the charcoal for the barbecue"),
+    ("none", "I already took it with breakfast"),
+    ("none", "I lost my streak on my language app"),
+    ("none", "which knot should I use to tie a rope to the tree for the swing"),
 ]
 
 
