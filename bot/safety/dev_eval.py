@@ -18,7 +18,7 @@ from bot.safety.data_files import load_examples, load_rule_documents
 from bot.safety.detector import SafetyDetector
 from bot.safety.levels import highest, rank
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 FOLDS = 5
 
 
@@ -71,12 +71,16 @@ def run_dev_eval() -> int:
     for (level, category), (count, passed) in ordered:
         print(f"  {level:9} {category:28} {passed:4}/{count:<4} {100 * passed / count:6.1f}%")
     risky = levels != "none"
-    print("classifier alone, by threshold (recall on risk examples / false crisis on none examples):")
+    rule_flagged = np.array([level != "none" for level in rule_levels])
+    print("by classifier threshold: classifier alone | rules OR classifier (recall on risk / false crisis on none)")
     for threshold in THRESHOLDS:
         flagged = probabilities >= threshold
-        recall = flagged[risky].mean() * 100
-        false_alarm = flagged[~risky].mean() * 100
-        print(f"  threshold {threshold:.1f}: recall {recall:5.1f}%  false crisis {false_alarm:5.1f}%")
+        union = flagged | rule_flagged
+        print(
+            f"  threshold {threshold:.2f}: alone recall {flagged[risky].mean() * 100:5.1f}%"
+            f" false {flagged[~risky].mean() * 100:5.1f}%"
+            f"  |  union recall {union[risky].mean() * 100:5.1f}% false {union[~risky].mean() * 100:5.1f}%"
+        )
     finals = [highest(r, c) for r, c in zip(rule_levels, classifier_levels, strict=True)]
     imminent = [f == "imminent" for f, level in zip(finals, levels, strict=True) if level == "imminent"]
     rules_recall = np.mean([r != "none" for r, level in zip(rule_levels, levels, strict=True) if level != "none"]) * 100

@@ -50,12 +50,21 @@ def expand_groups(pattern: str) -> List[str]:
     if not match:
         return [" ".join(pattern.split())]
     options = [option.strip() for option in match.group(1).split("|")]
+    if all(_single_word(option) for option in options):
+        # "(a|b)?" is the one token "a|b?": far fewer Matcher patterns than one per alternative.
+        token = "|".join(options) + ("?" if match.group(2) else "")
+        return expand_groups(pattern[: match.start()] + " " + token + " " + pattern[match.end():])
     if match.group(2):
         options.append("")
     expanded: List[str] = []
     for option in options:
         expanded.extend(expand_groups(pattern[: match.start()] + " " + option + " " + pattern[match.end():]))
     return expanded
+
+
+def _single_word(option: str) -> bool:
+    """A plain word that can join a `a|b|c` token (not "=exact", "#num", gaps or several words)."""
+    return bool(option) and " " not in option and not option.startswith(("=", "#", "*", ".")) and "?" not in option
 
 
 def blank_pipeline() -> Language:

@@ -15,6 +15,12 @@ CASES = [
     ("imminent", "I'm going to kill myself tonight, I have a plan"),
     ("imminent", "im standing on the bridge right now"),
     ("imminent", "my boyfriend just overdosed and he won't wake up"),
+    # generalized patterns (2026-11-22): completion markers, danger locations, set times
+    ("imminent", "i already swallowed them all"),
+    ("imminent", "finished the entire bottle of my sertraline an hour ago"),
+    ("imminent", "sitting on the railing of the overpass"),
+    ("imminent", "i'll be dead before sunrise"),
+    ("imminent", "the knife is against my wrist"),
     # acute: ideation (explicit, passive, slang, typos, caps), self-harm, means, abuse, ED, voices, others
     ("acute", "I really want to end my life"),
     ("acute", "sometimes i wish i could go to sleep and never wake up"),
@@ -33,10 +39,16 @@ CASES = [
     ("acute", "I make myself vomit after dinner every night"),
     ("acute", "the voices keep telling me to hurt myself"),
     ("acute", "I have urges to hurt my baby"),
+    ("acute", "id rather be dead than face tomorrow"),
+    ("acute", "what amount of insulin is lethal"),
+    ("acute", "I wear a hoodie all summer so nobody sees my arms"),
+    ("acute", "i restrict until i get dizzy"),
     # concern: third party, past self-harm while seeking help, hopelessness
     ("concern", "my son told me he wants to kill himself"),
     ("concern", "I self-harmed a lot when I was a teenager, is DBT right for me?"),
     ("concern", "I feel so hopeless lately"),
+    ("concern", "I'm a burden and nothing i do matters"),
+    ("concern", "after my suicide attempt in college I never got therapy, can I start now?"),
     # none: questions about self-harm and therapy; figurative and technical language
     ("none", "how long does therapy for self-harm take"),
     ("none", "what are the warning signs that my teen is self-harming"),
@@ -49,6 +61,17 @@ CASES = [
     ("none", "I cut myself shaving this morning"),
     ("none", "I want to dye my hair purple"),
     ("none", "what is the suicide hotline number"),
+    ("none", "we're hanging out at the mall tonight"),
+    ("none", "I cut my bangs way too short"),
+    ("none", "can I crash at your place after the concert"),
+    ("none", "I nearly died of embarrassment in class"),
+    ("none", "standing on the edge of the stage during the concert"),
+    ("none", "how long should the rope be for a tire swing"),
+    ("none", "I'm reading about the history of suicide prevention"),
+    ("none", "we lit the charcoal for the barbecue"),
+    ("none", "I already took it with breakfast"),
+    ("none", "I lost my streak on my language app"),
+    ("none", "which knot should I use to tie a rope to the tree for the swing"),
 ]
 
 
@@ -98,6 +121,8 @@ def test_reasons_name_the_rule_that_fired(rules_detector) -> None:
 
 def test_group_expansion() -> None:
     assert expand_groups("a (b c|d)? e") == ["a b c e", "a d e", "a e"]
+    # Groups of single words become one alternatives token (one Matcher pattern, not one per word).
+    assert expand_groups("a (b|c)? (d|=e) f") == ["a b|c? d f", "a b|c? =e f"]
 
 
 def test_a_pattern_without_a_required_word_is_refused() -> None:
