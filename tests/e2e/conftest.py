@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -72,13 +72,8 @@ def assistant_env(tmp_dir: Path, rasa_port: int, actions_port: int, web_port: in
     return env
 
 
-@pytest.fixture(scope="session")
-def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAssistant]:
-    if not MODEL.exists():
-        pytest.fail(f"no trained model at {MODEL}: run `make train` first (make test does)")
-    var_dir = tmp_path_factory.mktemp("var")
-    ports = (free_port(), free_port(), free_port())
-    env = assistant_env(var_dir, *ports)
+def start_and_wait(env: dict, timeout: float = 240) -> Tuple[subprocess.Popen, List[str]]:  # type: ignore[type-arg]
+    """Runs `python -m bot run` and returns once it prints that it is running (fails the test otherwise)."""
     process = launch(env)
     output: List[str] = []
     ready = threading.Event()
@@ -91,12 +86,23 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAssis
                 ready.set()
 
     threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + timeout
     while not ready.is_set():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail("the assistant did not start:\n" + "".join(output))
         time.sleep(0.2)
+    return process, output
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAssistant]:
+    if not MODEL.exists():
+        pytest.fail(f"no trained model at {MODEL}: run `make train` first (make test does)")
+    var_dir = tmp_path_factory.mktemp("var")
+    ports = (free_port(), free_port(), free_port())
+    env = assistant_env(var_dir, *ports)
+    process, output = start_and_wait(env)
     running = RunningAssistant(process, output, env, *ports, var_dir)
     yield running
     if process.poll() is None:

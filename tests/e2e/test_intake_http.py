@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import MODEL, assistant_env, free_port, launch
+from tests.e2e.conftest import MODEL, assistant_env, free_port, start_and_wait
 
 pytestmark = pytest.mark.e2e
 
@@ -49,24 +49,7 @@ def booking_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict
     env = assistant_env(var_dir, rasa_port, free_port(), free_port())
     env.update(INTAKE_WEBHOOK_URL=webhook.url, INTAKE_OUTBOX_POLL_SECONDS="0.5")
     env.pop("DATABASE_URL", None)
-    process = launch(env)
-    output: List[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            if "The assistant is running" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 240
-    while not ready.is_set():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the assistant did not start:\n" + "".join(output))
-        time.sleep(0.2)
+    process, _ = start_and_wait(env)
     yield {"url": f"http://localhost:{rasa_port}", "var_dir": Path(var_dir), "webhook": webhook}
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)
