@@ -174,11 +174,11 @@ run-prod: install models/.trained-inputs nginx
 	@$(PY) -m bot.ops.prod
 
 # Ours against a stock `rasa init` assistant under the same load (BENCH_ARGS="--conversations 32" etc.).
-bench: install models/.trained-inputs nginx
+bench: install $(NODE_DEPS) models/.trained-inputs nginx
 	@$(PY) -m bot.ops.bench --with-prod $(BENCH_ARGS)
 
 # Production topology: one vs two Rasa processes on PostgreSQL + Redis, trackers checked afterwards.
-bench-scale: install models/.trained-inputs nginx
+bench-scale: install $(NODE_DEPS) models/.trained-inputs nginx
 	@$(PY) -m bot.ops.bench --prod $(BENCH_ARGS)
 
 # 10,000 random and hostile inputs through the real server (make test sends 600 of them).
