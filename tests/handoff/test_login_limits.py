@@ -23,22 +23,14 @@ from bot.handoff.login_limits import (
     client_address,
 )
 from bot.handoff.models import LoginAttempt
-from tests.db_urls import postgres_database
+from tests.db_urls import migrated_database
 
 WINDOW = timedelta(minutes=15)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-        upgrade(url)
-        yield url
-    else:
-        for url in postgres_database("logintest"):
-            upgrade(url)
-            yield url
-            engine_for(url).dispose()
+    yield from migrated_database(request.param, tmp_path, "logintest")
 
 
 @pytest.fixture
