@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rasa.shared.core.events import ActiveLoop, BotUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered
 
 from bot.db import session_scope
 from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
-from bot.handoff.models import Ticket
+from bot.handoff.models import AuditEntry, Ticket
 from bot.handoff.watcher import Watcher
 from tests.handoff.conftest import CLOSED_UTC, FakeRasa, TrackerFile
 
@@ -104,6 +104,49 @@ def test_two_fallbacks_in_a_row_mean_the_assistant_could_not_help(
     trackers.visitor("v1", "qqq", "nlu_fallback")
     watch.poll_once()
     assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
+
+
+def bot_says(trackers: TrackerFile, sender: str, response: str) -> None:
+    """A turn's reply as Rasa stores it: the action, then what it uttered."""
+    trackers.add(sender, ActionExecuted(response), BotUttered(text=f"[{response}]"))
+
+
+def test_none_of_these_brings_in_a_person_like_asking_for_one(
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+) -> None:
+    watch = watcher(settings, clock, rasa, trackers)
+    trackers.visitor("v1", "flurb zaxxon", "nlu_fallback")
+    bot_says(trackers, "v1", "utter_clarify_topics")
+    trackers.visitor("v1", "/deny", "deny")
+    watch.poll_once()
+    assert open_tickets(settings) == [] and rasa.calls == []  # a "no" alone is not a request for a person
+    bot_says(trackers, "v1", "utter_fallback_offer_person")
+    watch.poll_once()
+    assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
+    assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
+    assert trackers.is_paused("v1")
+
+    # Paused this way, a risk message still gets the crisis reply first, and the ticket becomes urgent.
+    rasa.calls.clear()
+    trackers.visitor("v1", "I want to die tonight", "risk_acute")
+    watch.poll_once()
+    assert rasa.calls == [("utter", "v1", "utter_risk_acute")]
+    assert open_tickets(settings) == [("v1", "risk", "acute", 1, "new")]
+
+
+def test_the_second_miss_and_the_offer_that_follows_make_one_handoff(
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+) -> None:
+    watch = watcher(settings, clock, rasa, trackers)
+    trackers.visitor("v1", "blorp", "nlu_fallback")
+    bot_says(trackers, "v1", "utter_clarify_topics")
+    trackers.visitor("v1", "qqq", "nlu_fallback")
+    bot_says(trackers, "v1", "utter_fallback_offer_person")
+    watch.poll_once()
+    assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
+    assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
+    with session_scope(settings.database_url) as session:
+        assert [entry.action for entry in session.query(AuditEntry)] == ["ticket_opened"]
 
 
 def test_first_start_skips_conversations_from_before(
