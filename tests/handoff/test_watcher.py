@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered
 
 from bot.db import session_scope
@@ -58,12 +59,30 @@ def test_first_risk_message_leaves_the_crisis_reply_to_rasa_then_hands_over(
     assert rasa.names("utter") == ["utter_handoff_open"]  # no second crisis reply from us
 
 
+def bot_says(trackers: TrackerFile, sender: str, response: str) -> None:
+    """A turn's reply as Rasa stores it: the action, then what it uttered."""
+    trackers.add(sender, ActionExecuted(response), BotUttered(text=f"[{response}]"))
+
+
+def none_of_these(trackers: TrackerFile, sender: str) -> None:
+    """A miss, the clarifying question, "None of these", and the rule's reply that brings in a person."""
+    trackers.visitor(sender, "flurb zaxxon", "nlu_fallback")
+    bot_says(trackers, sender, "utter_clarify_topics")
+    trackers.visitor(sender, "/deny", "deny")
+    bot_says(trackers, sender, "utter_fallback_offer_person")
+
+
+@pytest.mark.parametrize("handoff", ["asked for a person", "none of these"])
 def test_a_risk_message_while_paused_still_gets_the_crisis_reply_first(
-    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile, handoff: str
 ) -> None:
     watch = watcher(settings, clock, rasa, trackers)
-    trackers.visitor("v1", "talk to someone", "request_human")
+    if handoff == "none of these":
+        none_of_these(trackers, "v1")
+    else:
+        trackers.visitor("v1", "talk to someone", "request_human")
     watch.poll_once()
+    assert trackers.is_paused("v1")
     rasa.calls.clear()
     trackers.visitor("v1", "I am going to end it tonight", "risk_imminent")
     watch.poll_once()
@@ -106,32 +125,16 @@ def test_two_fallbacks_in_a_row_mean_the_assistant_could_not_help(
     assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
 
 
-def bot_says(trackers: TrackerFile, sender: str, response: str) -> None:
-    """A turn's reply as Rasa stores it: the action, then what it uttered."""
-    trackers.add(sender, ActionExecuted(response), BotUttered(text=f"[{response}]"))
-
-
 def test_none_of_these_brings_in_a_person_like_asking_for_one(
     settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
 ) -> None:
     watch = watcher(settings, clock, rasa, trackers)
-    trackers.visitor("v1", "flurb zaxxon", "nlu_fallback")
-    bot_says(trackers, "v1", "utter_clarify_topics")
-    trackers.visitor("v1", "/deny", "deny")
-    watch.poll_once()
-    assert open_tickets(settings) == [] and rasa.calls == []  # a "no" alone is not a request for a person
-    bot_says(trackers, "v1", "utter_fallback_offer_person")
+    none_of_these(trackers, "v1")
+    trackers.visitor("v2", "/deny", "deny")  # a "no" elsewhere is not a request for a person
     watch.poll_once()
     assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
     assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
     assert trackers.is_paused("v1")
-
-    # Paused this way, a risk message still gets the crisis reply first, and the ticket becomes urgent.
-    rasa.calls.clear()
-    trackers.visitor("v1", "I want to die tonight", "risk_acute")
-    watch.poll_once()
-    assert rasa.calls == [("utter", "v1", "utter_risk_acute")]
-    assert open_tickets(settings) == [("v1", "risk", "acute", 1, "new")]
 
 
 def test_the_second_miss_and_the_offer_that_follows_make_one_handoff(
