@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -29,3 +30,17 @@ def postgres_database(prefix: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def migrated_database(kind: str, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """A fresh application database with every migration applied: "sqlite" (a file) or "postgresql"."""
+    from bot.db import engine_for, upgrade
+
+    if kind == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'app.db'}"])
+    else:
+        urls = postgres_database(prefix)
+    for url in urls:
+        upgrade(url)
+        yield url
+        engine_for(url).dispose()

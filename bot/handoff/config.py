@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import yaml
 
@@ -39,6 +39,11 @@ class HandoffSettings:
     acknowledge_every_minutes: float
     secure_cookies: bool
     run_workers: bool
+    # Staff console logins: refused (429) after this many failures per client address or per account
+    # name inside the window; X-Forwarded-For is believed only from the trusted proxies (nginx).
+    login_max_failures: int = 5
+    login_window_minutes: float = 15.0
+    trusted_proxies: Tuple[str, ...] = ()
 
 
 def _tracker_url_from_endpoints(settings: Runtime) -> str:
@@ -94,4 +99,9 @@ def load_settings(base: Runtime | None = None) -> HandoffSettings:
         acknowledge_every_minutes=_float("HANDOFF_ACKNOWLEDGE_EVERY_MINUTES", 5.0),
         secure_cookies=_flag("HANDOFF_SECURE_COOKIES", True),
         run_workers=_flag("HANDOFF_WORKERS", True),
+        login_max_failures=int(_float("HANDOFF_LOGIN_MAX_FAILURES", 5)),
+        login_window_minutes=_float("HANDOFF_LOGIN_WINDOW_MINUTES", 15.0),
+        trusted_proxies=tuple(
+            address.strip() for address in os.environ.get("HANDOFF_TRUSTED_PROXIES", "").split(",") if address.strip()
+        ),
     )

@@ -1,8 +1,8 @@
-"""Tables of the staff side: accounts, sessions, tickets, audit log, notification outbox, watcher cursor."""
+"""Tables of the staff side: accounts, sessions, login attempts, tickets, audit log, outbox, watcher cursor."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import relationship
 
 from bot.db import Base
@@ -49,6 +49,21 @@ class StaffSession(Base):
     last_seen_at = Column(DateTime(timezone=True), nullable=False)
 
     staff = relationship(StaffAccount, lazy="joined")
+
+
+class LoginAttempt(Base):
+    """One login attempt, counted against a client address or an account name until it expires.
+
+    `key` is a SHA-256 of the scope and the address or name: the table only counts, it never needs to
+    show which names were tried (the audit log records that).
+    """
+
+    __tablename__ = "staff_login_attempts"
+    __table_args__ = (Index("ix_staff_login_attempts_key_at", "key", "at"),)
+
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, index=True)
 
 
 class Ticket(Base):

@@ -39,6 +39,9 @@ CURSOR_NAME = "tracker_events"
 RISK_INTENTS = {"risk_imminent": "imminent", "risk_acute": "acute", "risk_concern": "concern"}
 HUMAN_INTENT = "request_human"
 FALLBACK_INTENT = "nlu_fallback"
+# The assistant's own "I'm bringing in a person" (second miss in a row, or "None of these" on the
+# clarifying question): once Rasa has said it, a ticket is opened so that what it said comes true.
+BRINGS_IN_A_PERSON = frozenset({"utter_fallback_offer_person"})
 RASA_ATTEMPTS = 3
 CURRENT = 2**62  # an event id after every real one: "is it paused now?"
 
@@ -82,11 +85,13 @@ class Watcher:
     def poll_once(self) -> int:
         events = self.reader.events_after(self._cursor())
         for event in events:
-            if event.type_name == "user":
-                try:
+            try:
+                if event.type_name == "user":
                     self._on_user_message(event)
-                except Exception:  # one bad event must not stop handoffs for everyone else
-                    log.exception("handoff watcher failed on event %s", event.id)
+                elif event.type_name == "action" and event.action_name in BRINGS_IN_A_PERSON:
+                    self._on_person_promised(event)
+            except Exception:  # one bad event must not stop handoffs for everyone else
+                log.exception("handoff watcher failed on event %s", event.id)
             self._advance(event.id)
         return len(events)
 
@@ -134,6 +139,16 @@ class Watcher:
             self._hand_over(conversation)
         elif acknowledge:
             self._call(self.rasa.utter, conversation, "utter_handoff_message_kept")
+
+    def _on_person_promised(self, event: TrackerEvent) -> None:
+        """The same ticket and pause as "talk to a person"; a no-op when the miss count already did it."""
+        conversation = event.sender_id
+        with session_scope(self.settings.database_url) as session:
+            tickets.open_ticket(
+                session, self.clock, conversation, REASON_COULD_NOT_HELP, None, self.settings.console_url
+            )
+        if not self.reader.is_paused_before(conversation, CURRENT):
+            self._hand_over(conversation)
 
     def _should_acknowledge(self, ticket: tickets.Ticket) -> bool:
         """Nobody left in silence, but no echo after every line: once per interval while nobody has joined."""

@@ -228,6 +228,9 @@ class Topology:
         web_env = dict(self.env)
         # The page points its chat at the public address (nginx), which forwards /socket.io/ to Rasa.
         web_env["RASA_PORT"] = str(settings.public_port)
+        # nginx reaches the website from 127.0.0.1: the staff console's login limit then counts the
+        # client address nginx puts in X-Forwarded-For, not nginx's own.
+        web_env.setdefault("HANDOFF_TRUSTED_PROXIES", "127.0.0.1")
         self.processes["web"] = spawn([sys.executable, "-m", "bot.web"], PROJECT_ROOT, web_env, logs / "web.log")
         self.processes["nginx"] = spawn(
             [nginx_binary(), "-p", str(settings.run_dir), "-c", str(conf), "-e", str(logs / "nginx-error.log")],

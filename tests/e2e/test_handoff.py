@@ -17,6 +17,7 @@ import socketio
 from playwright.sync_api import Page, sync_playwright
 
 from tests.e2e.conftest import ROOT, RunningAssistant
+from tests.handoff.console_client import Browser
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
@@ -185,5 +186,64 @@ def test_visitor_hands_over_staff_replies_live_and_hands_back(
         assert "Visitor safe, intake call booked." in staff_page.locator(".facts").inner_text()
         staff_page.goto(f"{assistant.web_url}/staff/")
         assert staff_page.locator(f'#queue a[href="{ticket_path}"]').count() == 0
+    finally:
+        visitor.close()
+
+
+def tickets_of(assistant: RunningAssistant, conversation_id: str) -> List[tuple]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(assistant.env.get("DATABASE_URL") or f"sqlite:///{assistant.var_dir / 'app.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, reason, risk_level FROM handoff_tickets WHERE conversation_id = :c ORDER BY id"),
+            {"c": conversation_id},
+        )
+        found = [tuple(row) for row in rows]
+    engine.dispose()
+    return found
+
+
+def test_none_of_these_opens_a_ticket_pauses_and_crisis_replies_still_come(
+    assistant: RunningAssistant, staff_account: str
+) -> None:
+    visitor = Visitor(assistant.rasa_url)
+    try:
+        # A miss, then "None of these" on the clarifying question: the bot says it brings in a person...
+        mark = visitor.say("flurb zaxxon quibble")
+        question = visitor.wait_for(mark, text_has("Did you mean one of these?"))
+        # Rasa's socket.io channel sends buttons as "quick_replies".
+        none = next(button for button in question["quick_replies"] if button["title"] == "None of these")
+        mark = visitor.say(none["payload"])
+        visitor.wait_for(mark, text_has("bringing in a person", "988", "911"))
+        # ...and it happens: the same notice, ticket and pause as "talk to a person".
+        visitor.wait_for(mark, lambda m: "alerted right now" in m["text"] or "closed right now" in m["text"])
+        [(ticket_id, reason, _)] = tickets_of(assistant, visitor.session_id)
+        assert reason == "could_not_help"
+
+        # Paused this way, a risk message still gets the crisis reply, and the ticket becomes urgent.
+        mark = visitor.say("I want to kill myself")
+        visitor.wait_for(mark, lambda message: message.get("text") in crisis_replies(), timeout=5)
+        events = requests.get(
+            f"{assistant.rasa_url}/conversations/{visitor.session_id}/tracker",
+            params={"token": assistant.token},
+            timeout=10,
+        ).json()["events"]
+        assert [event["event"] for event in events].count("pause") == 1
+        deadline = time.monotonic() + 5
+        while tickets_of(assistant, visitor.session_id)[0][2] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tickets_of(assistant, visitor.session_id) == [(ticket_id, "risk", "acute")]
+
+        # Staff see it in the same queue and console; closing it leaves the queue as the next test expects.
+        staff = Browser(assistant.web_url)
+        assert staff.log_in(staff_account, PASSWORD).status_code == 303
+        rows = staff.get("/staff/api/queue").json()["tickets"]
+        assert any(row["id"] == ticket_id and row["priority"] == "acute" for row in rows)
+        page = staff.get(f"/staff/tickets/{ticket_id}").text
+        assert "flurb zaxxon quibble" in page and "bringing in a person" in page
+        token = staff.csrf_from(f"/staff/tickets/{ticket_id}")
+        closed = staff.post(f"/staff/tickets/{ticket_id}/close", {"csrf_token": token, "outcome_note": "test"})
+        assert closed.status_code == 303
     finally:
         visitor.close()

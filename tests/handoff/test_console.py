@@ -36,6 +36,11 @@ def ticket_for(settings: HandoffSettings, clock: ManualClock, conversation: str,
         return tickets.open_ticket(session, clock, conversation, reason, level, "http://x/staff").ticket.id
 
 
+def audit_entries(settings: HandoffSettings) -> List[AuditEntry]:
+    with session_scope(settings.database_url) as session:
+        return list(session.query(AuditEntry).order_by(AuditEntry.id))
+
+
 def audit_actions(settings: HandoffSettings) -> List[tuple]:
     with session_scope(settings.database_url) as session:
         return [(e.staff_username, e.action, e.ticket_id) for e in session.query(AuditEntry).order_by(AuditEntry.id)]
@@ -332,3 +337,83 @@ def test_ticket_page_shows_the_conversations_live_booking(
 
     store.cancel(practice(), booked.code, "212-555-0123", url=settings.database_url)
     assert booked.code not in browser.get(f"/staff/tickets/{with_booking}").text
+
+
+# --- login rate limiting ------------------------------------------------------------------------------
+@pytest.fixture
+def behind_proxy(settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa) -> Iterator[ConsoleServer]:
+    """The console as production runs it: nginx on 127.0.0.1 says who the client is in X-Forwarded-For."""
+    from dataclasses import replace
+
+    with session_scope(settings.database_url) as session:
+        accounts.create_account(session, clock, "sam", "Sam", PASSWORD, "intake")
+    running = ConsoleServer(replace(settings, trusted_proxies=("127.0.0.1",)), clock, rasa)
+    yield running
+    running.stop()
+
+
+def log_in_from(server: ConsoleServer, address: str, username: str, password: str):  # type: ignore[no-untyped-def]
+    browser = Browser(server.url)
+    token = browser.csrf_from("/staff/login")
+    return browser.post(
+        "/staff/login",
+        {"username": username, "password": password, "csrf_token": token},
+        headers={"X-Forwarded-For": f"6.6.6.6, {address}"},  # the left part is the client's own, ignored
+    )
+
+
+def without_csrf(page: str) -> str:
+    from tests.handoff.console_client import CSRF_FIELD
+
+    return CSRF_FIELD.sub("", page)
+
+
+def test_guessing_one_name_is_refused_with_when_to_try_again(
+    behind_proxy: ConsoleServer, settings: HandoffSettings, clock: ManualClock
+) -> None:
+    for number in range(5):  # five addresses, so only the name's counter reaches the limit
+        assert log_in_from(behind_proxy, f"198.51.100.{number}", "sam", "wrong password!").status_code == 401
+    refused = log_in_from(behind_proxy, "203.0.113.50", "sam", PASSWORD)  # even the right password
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "900"
+    # 15:00 UTC + 15 minutes, in the practice's time zone (New York).
+    assert "please try again after Mon 05 Jan 10:15 (practice time, in about 15 minutes)" in refused.text
+    assert "hl_staff_session" not in refused.headers.get("Set-Cookie", "")
+
+    # A name that does not exist is refused in exactly the same words.
+    for number in range(5):
+        assert log_in_from(behind_proxy, f"192.0.2.{number}", "nobody", "wrong password!").status_code == 401
+    unknown = log_in_from(behind_proxy, "203.0.113.51", "nobody", PASSWORD)
+    assert unknown.status_code == 429 and without_csrf(unknown.text) == without_csrf(refused.text)
+
+    locks = [e for e in audit_entries(settings) if e.action == "login_locked"]
+    assert [(e.staff_username, e.detail["scope"], e.detail["address"]) for e in locks] == [
+        ("sam", "account", "198.51.100.4"),
+        ("nobody", "account", "192.0.2.4"),
+    ]
+    assert locks[0].detail["until"] == "2026-01-05T15:15:00+00:00"
+    clock.advance(minutes=15)
+    assert log_in_from(behind_proxy, "203.0.113.50", "sam", PASSWORD).status_code == 303
+
+
+def test_one_address_guessing_many_names_is_refused_there_only(behind_proxy: ConsoleServer) -> None:
+    for name in ("ana", "bo", "cy", "di", "ed"):
+        assert log_in_from(behind_proxy, "198.51.100.7", name, "wrong password!").status_code == 401
+    assert log_in_from(behind_proxy, "198.51.100.7", "sam", PASSWORD).status_code == 429
+    assert log_in_from(behind_proxy, "198.51.100.8", "sam", PASSWORD).status_code == 303
+
+
+def test_a_successful_login_resets_the_names_counter(behind_proxy: ConsoleServer, clock: ManualClock) -> None:
+    for round_ in range(2):
+        for number in range(4):
+            address = f"198.51.100.{10 * round_ + number}"
+            assert log_in_from(behind_proxy, address, "sam", "wrong password!").status_code == 401
+        clock.advance(minutes=1)
+        # Eight failures within 15 minutes in all, but never five since the last success.
+        assert log_in_from(behind_proxy, "203.0.113.9", "sam", PASSWORD).status_code == 303
+
+
+def test_without_a_trusted_proxy_forwarded_for_is_ignored(server: ConsoleServer) -> None:
+    for number in range(5):  # a client cannot pose as many addresses by writing the header itself
+        assert log_in_from(server, f"198.51.100.{number}", f"name{number}", "wrong password!").status_code == 401
+    assert log_in_from(server, "198.51.100.99", "dana", PASSWORD).status_code == 429

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rasa.shared.core.events import ActiveLoop, BotUttered
+import pytest
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered
 
 from bot.db import session_scope
 from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
-from bot.handoff.models import Ticket
+from bot.handoff.models import AuditEntry, Ticket
 from bot.handoff.watcher import Watcher
 from tests.handoff.conftest import CLOSED_UTC, FakeRasa, TrackerFile
 
@@ -58,12 +59,30 @@ def test_first_risk_message_leaves_the_crisis_reply_to_rasa_then_hands_over(
     assert rasa.names("utter") == ["utter_handoff_open"]  # no second crisis reply from us
 
 
+def bot_says(trackers: TrackerFile, sender: str, response: str) -> None:
+    """A turn's reply as Rasa stores it: the action, then what it uttered."""
+    trackers.add(sender, ActionExecuted(response), BotUttered(text=f"[{response}]"))
+
+
+def none_of_these(trackers: TrackerFile, sender: str) -> None:
+    """A miss, the clarifying question, "None of these", and the rule's reply that brings in a person."""
+    trackers.visitor(sender, "flurb zaxxon", "nlu_fallback")
+    bot_says(trackers, sender, "utter_clarify_topics")
+    trackers.visitor(sender, "/deny", "deny")
+    bot_says(trackers, sender, "utter_fallback_offer_person")
+
+
+@pytest.mark.parametrize("handoff", ["asked for a person", "none of these"])
 def test_a_risk_message_while_paused_still_gets_the_crisis_reply_first(
-    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile, handoff: str
 ) -> None:
     watch = watcher(settings, clock, rasa, trackers)
-    trackers.visitor("v1", "talk to someone", "request_human")
+    if handoff == "none of these":
+        none_of_these(trackers, "v1")
+    else:
+        trackers.visitor("v1", "talk to someone", "request_human")
     watch.poll_once()
+    assert trackers.is_paused("v1")
     rasa.calls.clear()
     trackers.visitor("v1", "I am going to end it tonight", "risk_imminent")
     watch.poll_once()
@@ -104,6 +123,33 @@ def test_two_fallbacks_in_a_row_mean_the_assistant_could_not_help(
     trackers.visitor("v1", "qqq", "nlu_fallback")
     watch.poll_once()
     assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
+
+
+def test_none_of_these_brings_in_a_person_like_asking_for_one(
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+) -> None:
+    watch = watcher(settings, clock, rasa, trackers)
+    none_of_these(trackers, "v1")
+    trackers.visitor("v2", "/deny", "deny")  # a "no" elsewhere is not a request for a person
+    watch.poll_once()
+    assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
+    assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
+    assert trackers.is_paused("v1")
+
+
+def test_the_second_miss_and_the_offer_that_follows_make_one_handoff(
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+) -> None:
+    watch = watcher(settings, clock, rasa, trackers)
+    trackers.visitor("v1", "blorp", "nlu_fallback")
+    bot_says(trackers, "v1", "utter_clarify_topics")
+    trackers.visitor("v1", "qqq", "nlu_fallback")
+    bot_says(trackers, "v1", "utter_fallback_offer_person")
+    watch.poll_once()
+    assert open_tickets(settings) == [("v1", "could_not_help", None, 3, "new")]
+    assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
+    with session_scope(settings.database_url) as session:
+        assert [entry.action for entry in session.query(AuditEntry)] == ["ticket_opened"]
 
 
 def test_first_start_skips_conversations_from_before(

@@ -18,7 +18,7 @@ from bot.db import session_scope, upgrade
 from bot.safety.models import RiskEvent
 from bot.safety.risk_events import record, risk_turns
 from bot.safety.tracker_store import RiskRecordingTrackerStore
-from tests.db_urls import postgres_database
+from tests.db_urls import migrated_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,14 +57,7 @@ def test_risk_turns_are_risk_messages_and_sticky_crisis_replies() -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-        upgrade(url)
-        yield url
-    else:
-        for url in postgres_database("safetytest"):
-            upgrade(url)
-            yield url
+    yield from migrated_database(request.param, tmp_path, "safetytest")
 
 
 def stored(url: str) -> List[tuple]:

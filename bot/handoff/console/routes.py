@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ import jinja2
 from aiohttp import web
 
 from bot.db import session_scope
-from bot.handoff import accounts, audit, tickets
+from bot.handoff import accounts, audit, login_limits, tickets
 from bot.handoff.clock import Clock, SystemClock, as_utc
 from bot.handoff.config import HandoffSettings, load_settings
 from bot.handoff.console import sessions
@@ -63,6 +64,9 @@ class Console:
         self.clock = clock
         self.rasa = rasa
         self.reader = TrackerStoreReader(settings.tracker_store_url)
+        self.limiter = login_limits.LoginLimiter(
+            settings.database_url, clock, settings.login_max_failures, settings.login_window_minutes
+        )
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -170,25 +174,52 @@ class Console:
         if not sessions.same_secret(request.cookies.get(sessions.LOGIN_CSRF_COOKIE), str(data.get("csrf_token", ""))):
             raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the login page")
         username, password = str(data.get("username", "")), str(data.get("password", ""))
+        address = login_limits.client_address(
+            request.remote, request.headers.getall("X-Forwarded-For", []), self.settings.trusted_proxies
+        )
+        named = username[:80] or "(empty)"
 
-        def check() -> str | None:
+        def check() -> str | login_limits.Refusal | None:
+            attempt = self.limiter.reserve(address, username)
+            if isinstance(attempt, login_limits.Refusal):
+                # Not audited one by one: a flood of refused guesses must not flood the audit log too.
+                return attempt
             with session_scope(self.settings.database_url) as session:
                 staff = accounts.authenticate(session, username, password)
                 if staff is None:
-                    audit.record(session, self.clock, None, "login_failed", username=username[:80] or "(empty)")
+                    audit.record(session, self.clock, None, "login_failed", username=named, detail={"address": address})
+                    for lockout in self.limiter.lockouts_started(session, attempt):
+                        detail = {"scope": lockout.scope, "address": address, "until": lockout.until.isoformat()}
+                        audit.record(session, self.clock, None, "login_locked", username=named, detail=detail)
                     return None
+                self.limiter.succeeded(session, attempt)
                 staff.last_login_at = self.clock.now()
                 token, _ = sessions.start(session, self.clock, staff)
                 audit.record(session, self.clock, staff, "login")
                 return token
 
-        token = await asyncio.to_thread(check)  # argon2 is slow on purpose; keep the event loop free
-        if token is None:
+        outcome = await asyncio.to_thread(check)  # argon2 is slow on purpose; keep the event loop free
+        if isinstance(outcome, login_limits.Refusal):
+            return self.refused_login(outcome)
+        if outcome is None:
             return self.login_page(status=401, error="Wrong username or password.")
         response = web.HTTPSeeOther(f"{PREFIX}/")
-        self._set_cookie(response, sessions.COOKIE_NAME, token)
+        self._set_cookie(response, sessions.COOKIE_NAME, outcome)
         response.del_cookie(sessions.LOGIN_CSRF_COOKIE, path=PREFIX)
         raise response
+
+    def refused_login(self, refusal: login_limits.Refusal) -> web.Response:
+        """429 with when to come back; the same words whether the address or the name is locked."""
+        seconds = max(1, math.ceil((refusal.retry_at - self.clock.now()).total_seconds()))
+        minutes = math.ceil(seconds / 60)
+        error = (
+            "Too many failed log-in attempts from this address or for this username. For security, logging in "
+            f"is paused: please try again after {self.local_time(refusal.retry_at)} (practice time, in about "
+            f"{minutes} minute{'s' if minutes != 1 else ''})."
+        )
+        response = self.login_page(status=429, error=error)
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     async def post_logout(self, request: web.Request) -> web.Response:
         viewer = self.viewer(request)
