@@ -13,16 +13,16 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.ops.tracker_cache import CachedSQLTrackerStore
 from bot.safety.risk_events import record, risk_turns
 from bot.settings import runtime
 
 logger = logging.getLogger(__name__)
 
 
-class RiskRecordingTrackerStore(SQLTrackerStore):
+class RiskRecordingTrackerStore(CachedSQLTrackerStore):  # Rasa's SQL store + a per-process cache
     def __init__(self, *args: Any, risk_database_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.risk_database_url = risk_database_url or runtime().database_url
