@@ -1,4 +1,4 @@
-"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with six production adjustments.
+"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with production adjustments.
 
 1. A bounded custom-action timeout. Rasa 3.6 waits up to 300 s for the action server
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
@@ -28,6 +28,19 @@ load, more in longer conversations). The classes do not change after start-up, s
 SANIC_REQUEST_MAX_SIZE when Rasa creates its app; it is set here, for the Rasa server only (the action
 server, also Sanic, receives whole trackers and must keep its larger default).
 
+7. The intent classifier's coefficients are stored column-major after loading. scikit-learn computes
+X @ coef_.T; for a sparse X, scipy needs the right-hand side C-contiguous and otherwise copies the whole
+(intents x features) matrix on every message (~0.4 MB here; 1-6 ms per message under load). In
+column-major order coef_.T is C-contiguous, so nothing is copied; the products are the same numbers
+(tests/ops/test_rasa_main.py compares the probabilities bit for bit).
+
+8. Rasa's model graphs (NLU parse, action prediction) run node by node in dependency order instead of
+through dask. Rasa runs them with dask's synchronous scheduler, which re-plans the graph (ordering,
+bookkeeping of every task) twice per message for graphs of a dozen nodes, and formats all inputs
+(tracker included) into a debug message that is then dropped: ~9% of the server's time under load.
+Each node still runs exactly once per run, after the nodes it needs, with the same inputs
+(tests/ops/test_rasa_main.py runs a graph both ways).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -36,7 +49,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from typing import Any, Dict
+from typing import Any, Dict, FrozenSet, List, Tuple
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
@@ -114,6 +127,59 @@ def cache_event_type_lookup() -> None:
     Event.resolve_by_type = staticmethod(lookup)
 
 
+def keep_intent_coefficients_column_major() -> None:
+    import numpy as np
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+
+    rasa_load = LogisticRegressionClassifier.load.__func__
+
+    def load(cls: type, *args: Any, **kwargs: Any) -> LogisticRegressionClassifier:
+        component = rasa_load(cls, *args, **kwargs)
+        coefficients = getattr(component.clf, "coef_", None)
+        if coefficients is not None:  # None: not trained (Rasa then created a fresh one)
+            component.clf.coef_ = np.asfortranarray(coefficients)
+        return component
+
+    LogisticRegressionClassifier.load = classmethod(load)
+
+
+def run_graphs_without_dask() -> None:
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    def needed_nodes(runner: DaskGraphRunner, targets: Tuple[str, ...]) -> FrozenSet[str]:
+        known: Dict[Tuple[str, ...], FrozenSet[str]] = runner.__dict__.setdefault("_needed_nodes", {})
+        if targets not in known:
+            known[targets] = frozenset(runner._graph_schema.minimal_graph_schema(list(targets)).nodes)
+        return known[targets]
+
+    def run(
+        self: DaskGraphRunner, inputs: Dict[str, Any] | None = None, targets: List[str] | None = None
+    ) -> Dict[str, Any]:
+        run_targets = targets if targets else self._graph_schema.target_names
+        needed = needed_nodes(self, tuple(run_targets))
+        outputs: Dict[str, Any] = {}
+        for name, value in (inputs or {}).items():
+            if isinstance(value, str) and value in needed:  # the same check as Rasa's
+                raise GraphRunError(f"Input value '{value}' clashes with a node name.")
+            outputs[name] = (name, value)  # an input replaces a node of that name, as in Rasa
+
+        def output_of(name: str) -> Any:
+            if name not in outputs:
+                if name not in needed:
+                    return name  # not provided: the node is told its name, as dask does
+                schema_node = self._graph_schema.nodes[name]
+                outputs[name] = self._instantiated_nodes[name](*(output_of(n) for n in schema_node.needs.values()))
+            return outputs[name]
+
+        try:
+            return dict(output_of(target) for target in run_targets)
+        except RuntimeError as error:
+            raise GraphRunError("Error running runner.") from error
+
+    DaskGraphRunner.run = run
+
+
 def limit_request_size() -> None:
     raw = os.environ.get(MAX_REQUEST_BYTES_ENV) or str(DEFAULT_MAX_REQUEST_BYTES)
     if not raw.isdigit() or int(raw) < 1024:
@@ -128,6 +194,8 @@ def main() -> None:
     tune_sqlite_connections()
     compile_action_result_schema()
     cache_event_type_lookup()
+    keep_intent_coefficients_column_major()
+    run_graphs_without_dask()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()

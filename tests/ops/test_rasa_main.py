@@ -1,0 +1,135 @@
+"""The adjustments bot/ops/rasa_main.py makes to Rasa change its speed, never its answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import numpy as np
+import pytest
+import scipy.sparse
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, INTENT, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.ops.rasa_main import keep_intent_coefficients_column_major, run_graphs_without_dask
+
+FEATURES = 300
+
+
+def message(rng: np.random.Generator, intent: str | None) -> Message:
+    counts = scipy.sparse.random(1, FEATURES, density=0.05, format="coo", random_state=rng) * 3
+    data = {TEXT: "some text"} if intent is None else {TEXT: "some text", INTENT: intent}
+    result = Message(data=data)
+    result.add_features(Features(counts, FEATURE_TYPE_SENTENCE, TEXT, "counts"))
+    result.add_features(Features(scipy.sparse.coo_matrix((2, FEATURES)), FEATURE_TYPE_SEQUENCE, TEXT, "counts"))
+    return result
+
+
+@pytest.fixture
+def original_load() -> Iterator[object]:
+    rasa_load = LogisticRegressionClassifier.__dict__["load"]
+    yield rasa_load
+    LogisticRegressionClassifier.load = rasa_load  # undo the patch for the other tests
+
+
+def intent_rankings(storage: LocalModelStorage, resource: Resource, messages: List[Message]) -> List[list]:
+    context = ExecutionContext(GraphSchema({}), node_name="intents")
+    component = LogisticRegressionClassifier.load({}, storage, resource, context)
+    processed = component.process([Message(data=dict(m.data), features=list(m.features)) for m in messages])
+    return [m.get("intent_ranking") for m in processed]
+
+
+def test_column_major_coefficients_give_the_same_probabilities(tmp_path: Path, original_load: object) -> None:
+    rng = np.random.default_rng(7)
+    training = TrainingData([message(rng, f"intent_{index % 6}") for index in range(240)])
+    storage, resource = LocalModelStorage(tmp_path), Resource("intents")
+    context = ExecutionContext(GraphSchema({}), node_name="intents")
+    trained = LogisticRegressionClassifier.create(
+        {**LogisticRegressionClassifier.get_default_config(), "random_state": 7}, storage, resource, context
+    )
+    trained.train(training)
+    unseen = [message(rng, None) for _ in range(25)]
+
+    before = intent_rankings(storage, resource, unseen)
+    keep_intent_coefficients_column_major()
+    after = intent_rankings(storage, resource, unseen)
+
+    assert after == before  # every intent and confidence, bit for bit
+    patched = LogisticRegressionClassifier.load({}, storage, resource, context)
+    assert patched.clf.coef_.T.flags["C_CONTIGUOUS"]  # what spares the copy per message
+
+
+class Recorder(GraphComponent):
+    """A toy node: joins its inputs with its own name and records each call."""
+
+    calls: List[str] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> Recorder:
+        return cls(config["name"])
+
+    def join(self, **parts: Any) -> str:
+        Recorder.calls.append(self.name)
+        return self.name + "(" + ",".join(f"{key}={parts[key]}" for key in sorted(parts)) + ")"
+
+
+def toy_schema() -> GraphSchema:
+    def node(name: str, needs: Dict[str, str], target: bool = False) -> SchemaNode:
+        return SchemaNode(needs=needs, uses=Recorder, constructor_name="create", fn="join",
+                          config={"name": name}, is_target=target)
+
+    return GraphSchema({
+        "tokens": node("tokens", {"text": "__message__"}),
+        "words": node("words", {"tokens": "tokens"}),
+        "chars": node("chars", {"tokens": "tokens"}),
+        "intent": node("intent", {"words": "words", "chars": "chars"}, target=True),
+        "unused": node("unused", {"tokens": "tokens"}),
+        "unfed": node("unfed", {"missing": "__never_given__"}),
+    })
+
+
+def run_toy(tmp_path: Path, inputs: Dict[str, Any], targets: List[str] | None) -> tuple[Dict[str, Any], List[str]]:
+    Recorder.calls = []
+    runner = DaskGraphRunner(toy_schema(), LocalModelStorage(tmp_path), ExecutionContext(toy_schema()))
+    return runner.run(inputs, targets), sorted(Recorder.calls)
+
+
+@pytest.mark.parametrize("targets", [None, ["intent"], ["words", "intent"], ["tokens"], ["__message__", "chars"]])
+def test_graphs_give_the_same_outputs_without_dask(tmp_path: Path, targets: List[str] | None) -> None:
+    rasa_run = DaskGraphRunner.run
+    try:
+        with_dask = run_toy(tmp_path, {"__message__": "hi"}, targets)
+        run_graphs_without_dask()
+        assert DaskGraphRunner.run is not rasa_run
+        assert run_toy(tmp_path, {"__message__": "hi"}, targets) == with_dask  # outputs, and each node once
+    finally:
+        DaskGraphRunner.run = rasa_run  # type: ignore[method-assign]
+
+
+def test_graph_errors_are_the_same_without_dask(tmp_path: Path) -> None:
+    rasa_run = DaskGraphRunner.run
+    try:
+        with pytest.raises(GraphRunError):  # a missing input is reported by Rasa's node
+            run_toy(tmp_path, {}, ["unfed"])
+        with pytest.raises(GraphRunError):
+            run_toy(tmp_path, {"__message__": "tokens"}, ["intent"])  # an input value named like a node
+        run_graphs_without_dask()
+        with pytest.raises(GraphRunError):
+            run_toy(tmp_path, {}, ["unfed"])
+        with pytest.raises(GraphRunError):
+            run_toy(tmp_path, {"__message__": "tokens"}, ["intent"])
+    finally:
+        DaskGraphRunner.run = rasa_run  # type: ignore[method-assign]
