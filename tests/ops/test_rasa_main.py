@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
 import scipy.sparse
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
 from rasa.engine.runner.dask import DaskGraphRunner
@@ -15,12 +18,13 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.core.constants import SHOULD_NOT_BE_SET
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, INTENT, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.ops.rasa_main import keep_intent_coefficients_column_major, run_graphs_without_dask
+from bot.ops.rasa_main import index_rule_lookups, keep_intent_coefficients_column_major, run_graphs_without_dask
 
 FEATURES = 300
 
@@ -133,3 +137,41 @@ def test_graph_errors_are_the_same_without_dask(tmp_path: Path) -> None:
             run_toy(tmp_path, {"__message__": "tokens"}, ["intent"])
     finally:
         DaskGraphRunner.run = rasa_run  # type: ignore[method-assign]
+
+
+ACTIONS = ["action_listen", "utter_greet", "intake_form", "utter_risk_acute", SHOULD_NOT_BE_SET]
+INTENTS = ["greet", "ask", "risk_acute", "deny", SHOULD_NOT_BE_SET]
+
+
+def random_state(rng: random.Random, starter_share: float) -> Dict[str, Any]:
+    if rng.random() < starter_share:
+        return {} if rng.random() < 0.5 else {"slots": {"risk_flagged": (1.0,)}}  # conversation start
+    state: Dict[str, Any] = {"prev_action": {"action_name": rng.choice(ACTIONS)}}
+    if rng.random() < 0.7:
+        state["user"] = {"intent": rng.choice(INTENTS)}
+    if rng.random() < 0.3:
+        state["active_loop"] = {"name": rng.choice(["intake_form", SHOULD_NOT_BE_SET])}
+    if rng.random() < 0.3:
+        state["slots"] = {"risk_flagged": rng.choice([(1.0,), (0.0,), SHOULD_NOT_BE_SET])}
+    if rng.random() < 0.1:
+        state["prev_action"] = {"action_text": "some text"}
+    return state
+
+
+def test_indexed_rule_lookup_finds_the_same_rules_in_the_same_order(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    policy = RulePolicy.create(RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
+                               ExecutionContext(GraphSchema({}), node_name="rules"))
+    lookup = {json.dumps([random_state(rng, 0.1) for _ in range(rng.randint(1, 4))]): "utter_x" for _ in range(400)}
+    conversations = [[random_state(rng, 0.05 if turn else 0.3) for turn in range(rng.randint(1, 8))]
+                     for _ in range(600)]
+    rasa_possible_keys = RulePolicy.__dict__["_get_possible_keys"]
+    expected = [list(rasa_possible_keys(policy, lookup, states)) for states in conversations]
+    try:
+        index_rule_lookups()
+        assert RulePolicy._get_possible_keys is not rasa_possible_keys
+        found = [list(policy._get_possible_keys(lookup, states)) for states in conversations]
+    finally:
+        RulePolicy._get_possible_keys = rasa_possible_keys  # type: ignore[method-assign]
+    assert found == expected  # the same rules, iterated in the same order (ties resolve the same way)
+    assert sum(1 for keys in expected if keys) > 50  # the data really exercises matching rules
