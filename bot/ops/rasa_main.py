@@ -49,6 +49,11 @@ under the newest state's action and intent (or needing neither) are checked, wit
 The result is the same set, built in the same order (so even ties between equally long rules resolve
 as before). States without a previous action (conversation start) take Rasa's full path.
 
+10. The intent classifier's input row is built with one sparse stack of the message's sentence features.
+Rasa's version first combined every sequence feature too (thrown away) and stacked the sentence features
+pair by pair, converting formats each time: ~5% of the server's time. The row has the same entries in
+the same (sorted) order and the same dtype, so the classifier computes the same numbers.
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -149,6 +154,34 @@ def keep_intent_coefficients_column_major() -> None:
         return component
 
     LogisticRegressionClassifier.load = classmethod(load)
+
+
+def build_intent_rows_in_one_stack() -> None:
+    import numpy as np
+    import scipy.sparse
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+    from rasa.shared.nlu.training_data.message import Message
+
+    def create_x(self: LogisticRegressionClassifier, messages: List[Message]) -> Any:
+        rows = []
+        for message in messages:
+            parts = [
+                feature.features
+                for feature in message.features
+                if feature.attribute == TEXT and feature.is_sparse() and feature.type == FEATURE_TYPE_SENTENCE
+            ]
+            dense = message.get_dense_features(attribute=TEXT)[1]
+            if dense is not None:
+                parts.append(scipy.sparse.csr_matrix(dense.features))
+            # Rasa stacks with an empty float64 matrix when a kind is missing: the same dtype either way.
+            dtype = np.result_type(np.float64, *(part.dtype for part in parts))
+            row = scipy.sparse.hstack(parts, format="csr", dtype=dtype) if parts else scipy.sparse.csr_matrix([])
+            row.sort_indices()
+            rows.append(row)
+        return scipy.sparse.vstack(rows)
+
+    LogisticRegressionClassifier._create_X = create_x
 
 
 def run_graphs_without_dask() -> None:
@@ -255,16 +288,22 @@ def limit_request_size() -> None:
     os.environ["SANIC_REQUEST_MAX_SIZE"] = raw
 
 
-def main() -> None:
-    limit_request_size()
-    apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
-    shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
+def speed_ups() -> None:
+    """The adjustments that change only how fast Rasa answers (tests/e2e/test_rasa_speedups.py)."""
     tune_sqlite_connections()
     compile_action_result_schema()
     cache_event_type_lookup()
     keep_intent_coefficients_column_major()
+    build_intent_rows_in_one_stack()
     run_graphs_without_dask()
     index_rule_lookups()
+
+
+def main() -> None:
+    limit_request_size()
+    apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
+    shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
+    speed_ups()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()

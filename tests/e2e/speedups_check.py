@@ -45,10 +45,7 @@ async def conversations(model: str) -> List[List[Dict[str, Any]]]:
 
 def main(model: str) -> int:
     shipped = asyncio.run(conversations(model))
-    for adjust in (rasa_main.tune_sqlite_connections, rasa_main.compile_action_result_schema,
-                   rasa_main.cache_event_type_lookup, rasa_main.keep_intent_coefficients_column_major,
-                   rasa_main.run_graphs_without_dask, rasa_main.index_rule_lookups):
-        adjust()
+    rasa_main.speed_ups()
     adjusted = asyncio.run(conversations(model))
     events = sum(len(transcript) for transcript in shipped)
     for index, (before, after) in enumerate(zip(shipped, adjusted, strict=True)):

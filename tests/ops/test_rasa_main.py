@@ -24,7 +24,12 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.ops.rasa_main import index_rule_lookups, keep_intent_coefficients_column_major, run_graphs_without_dask
+from bot.ops.rasa_main import (
+    build_intent_rows_in_one_stack,
+    index_rule_lookups,
+    keep_intent_coefficients_column_major,
+    run_graphs_without_dask,
+)
 
 FEATURES = 300
 
@@ -35,14 +40,20 @@ def message(rng: np.random.Generator, intent: str | None) -> Message:
     result = Message(data=data)
     result.add_features(Features(counts, FEATURE_TYPE_SENTENCE, TEXT, "counts"))
     result.add_features(Features(scipy.sparse.coo_matrix((2, FEATURES)), FEATURE_TYPE_SEQUENCE, TEXT, "counts"))
+    # A second featurizer with integer counts, and a dense one: the row stacks all three.
+    chars = scipy.sparse.random(1, 50, density=0.2, format="coo", random_state=rng, dtype=np.int64)
+    result.add_features(Features(chars, FEATURE_TYPE_SENTENCE, TEXT, "chars"))
+    result.add_features(Features(rng.random((1, 4)), FEATURE_TYPE_SENTENCE, TEXT, "dense"))
     return result
 
 
 @pytest.fixture
 def original_load() -> Iterator[object]:
     rasa_load = LogisticRegressionClassifier.__dict__["load"]
+    rasa_create_x = LogisticRegressionClassifier.__dict__["_create_X"]
     yield rasa_load
-    LogisticRegressionClassifier.load = rasa_load  # undo the patch for the other tests
+    LogisticRegressionClassifier.load = rasa_load  # undo the patches for the other tests
+    LogisticRegressionClassifier._create_X = rasa_create_x
 
 
 def intent_rankings(storage: LocalModelStorage, resource: Resource, messages: List[Message]) -> List[list]:
@@ -52,7 +63,7 @@ def intent_rankings(storage: LocalModelStorage, resource: Resource, messages: Li
     return [m.get("intent_ranking") for m in processed]
 
 
-def test_column_major_coefficients_give_the_same_probabilities(tmp_path: Path, original_load: object) -> None:
+def test_faster_intent_classifier_gives_the_same_probabilities(tmp_path: Path, original_load: object) -> None:
     rng = np.random.default_rng(7)
     training = TrainingData([message(rng, f"intent_{index % 6}") for index in range(240)])
     storage, resource = LocalModelStorage(tmp_path), Resource("intents")
@@ -64,8 +75,14 @@ def test_column_major_coefficients_give_the_same_probabilities(tmp_path: Path, o
     unseen = [message(rng, None) for _ in range(25)]
 
     before = intent_rankings(storage, resource, unseen)
+    rasa_create_x = LogisticRegressionClassifier.__dict__["_create_X"]
+    rasa_rows = rasa_create_x(trained, unseen)
     keep_intent_coefficients_column_major()
+    build_intent_rows_in_one_stack()
     after = intent_rankings(storage, resource, unseen)
+    rows = LogisticRegressionClassifier._create_X(trained, unseen)
+    assert rows.dtype == rasa_rows.dtype and rows.shape == rasa_rows.shape
+    assert (rows.tocsr() != rasa_rows.tocsr()).nnz == 0
 
     assert after == before  # every intent and confidence, bit for bit
     patched = LogisticRegressionClassifier.load({}, storage, resource, context)
