@@ -18,13 +18,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import aiohttp
 
+from bot.db import upgrade
 from bot.launcher import child_environment, commands, write_endpoints
 from bot.ops.load import OURS_SCRIPTS, STOCK_SCRIPTS, LoadResult, Script, percentile, run_load, summary
-from bot.ops.procs import free_port, peak_rss_mib, spawn, stop_group
+from bot.ops.procs import cpu_seconds, free_port, peak_rss_mib, spawn, stop_group
 from bot.ops.stock import ensure_stock_project, quiet_env, rasa_version, stock_model
 from bot.settings import PROJECT_ROOT, Runtime
 
@@ -39,6 +40,8 @@ class Measured:
     cold_start_s: float
     load: LoadResult
     memory_mib: Dict[str, float]
+    # CPU milliseconds per answered message during the load, per process (robust to a shared machine).
+    cpu_ms_per_message: Dict[str, float]
 
 
 async def first_reply(base_url: str, started: float, process: subprocess.Popen[bytes]) -> float:
@@ -77,9 +80,16 @@ def measure_training(log: Path) -> float:
         return time.monotonic() - started
 
 
-async def drive(label: str, base_url: str, scripts: List[Script], args: argparse.Namespace) -> LoadResult:
+async def drive(
+    label: str, base_url: str, scripts: List[Script], args: argparse.Namespace, processes: Dict[str, int]
+) -> Tuple[LoadResult, Dict[str, float]]:
+    """The load's result and the CPU milliseconds each of `processes` (name: pid) used per answered message."""
     print(f"  driving {label}: {args.conversations} conversations, up to {args.seconds:.0f} s", flush=True)
-    return await run_load(base_url, scripts, args.conversations, args.seconds, args.max_messages, f"bench-{label}")
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    load = await run_load(base_url, scripts, args.conversations, args.seconds, args.max_messages, f"bench-{label}")
+    answered = max(1, load.completed)
+    cpu = {name: (cpu_seconds(pid) - before[name]) * 1000 / answered for name, pid in processes.items()}
+    return load, cpu
 
 
 async def measure_ours(args: argparse.Namespace, var_dir: Path) -> Measured:
@@ -89,6 +99,7 @@ async def measure_ours(args: argparse.Namespace, var_dir: Path) -> Measured:
     )
     endpoints = write_endpoints(settings)
     env = child_environment(settings)
+    upgrade(settings.database_url)  # the application database (bookings), as `python -m bot run` does
     planned = commands(settings, "bench-token", endpoints)
     actions = spawn(planned["actions"], PROJECT_ROOT, env, var_dir / "logs" / "actions.log")
     started = time.monotonic()
@@ -96,12 +107,15 @@ async def measure_ours(args: argparse.Namespace, var_dir: Path) -> Measured:
     try:
         cold = await first_reply(f"http://127.0.0.1:{settings.rasa_port}", started, rasa)
         print(f"  ours answered {cold:.1f} s after start", flush=True)
-        load = await drive("ours", f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS, args)
+        load, cpu = await drive(
+            "ours", f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS, args,
+            {"rasa": rasa.pid, "actions": actions.pid},
+        )
         memory = {"rasa": peak_rss_mib(rasa.pid), "actions": peak_rss_mib(actions.pid)}
     finally:
         stop_group(rasa)
         stop_group(actions)
-    return Measured("ours", cold, load, memory)
+    return Measured("ours", cold, load, memory, cpu)
 
 
 async def measure_stock(args: argparse.Namespace, var_dir: Path) -> Measured:
@@ -116,11 +130,11 @@ async def measure_stock(args: argparse.Namespace, var_dir: Path) -> Measured:
     try:
         cold = await first_reply(f"http://127.0.0.1:{port}", started, rasa)
         print(f"  stock answered {cold:.1f} s after start", flush=True)
-        load = await drive("stock", f"http://127.0.0.1:{port}", STOCK_SCRIPTS, args)
+        load, cpu = await drive("stock", f"http://127.0.0.1:{port}", STOCK_SCRIPTS, args, {"rasa": rasa.pid})
         memory = {"rasa": peak_rss_mib(rasa.pid)}
     finally:
         stop_group(rasa)
-    return Measured("stock", cold, load, memory)
+    return Measured("stock", cold, load, memory, cpu)
 
 
 def final_line(ours: LoadResult, stock: LoadResult | None, conversations: int) -> str:
@@ -155,7 +169,9 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
     print(summary("ours", ours.load))
     for measured in filter(None, (stock, ours)):
         memory = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in measured.memory_mib.items())
-        print(f"{measured.label}: cold start {measured.cold_start_s:.1f} s; peak memory {memory}")
+        cpu = ", ".join(f"{name} {ms:.1f}" for name, ms in measured.cpu_ms_per_message.items())
+        print(f"{measured.label}: cold start {measured.cold_start_s:.1f} s; peak memory {memory}; "
+              f"CPU ms per message: {cpu}")
     if training_s is not None:
         print(f"ours: full training (rasa train --force) {training_s:.0f} s")
     if prod is not None:

@@ -15,9 +15,17 @@ from urllib.parse import urlparse
 
 import aiohttp
 
-# One step of a scripted conversation: (kind, text). kind "risk" marks messages that must get a crisis reply.
+# One step of a scripted conversation: (kind, text). kind "risk" marks messages that must get a crisis reply;
+# kind "book" marks the final "yes" of a booking (its reply is either a booking or other free times).
 Step = Tuple[str, str]
 Script = Sequence[Step]
+# As a step's text: send the payload of the first button of the previous reply (the first free call time
+# offered), as a visitor clicking it would. Two visitors offered the same time then race for it.
+FIRST_BUTTON = "<first button>"
+# Sent instead when the previous reply had no buttons (the form then re-asks, as for any unclear answer).
+NO_BUTTON_FALLBACK = "tomorrow afternoon"
+# In the reply to a booking's final "yes" only when the call was booked (utter_intake_booked).
+BOOKED_MARKER = "confirmation code"
 
 OURS_SCRIPTS: List[Script] = [
     [("chat", "hello"), ("chat", "what can you do?"), ("chat", "are you open right now?"),
@@ -31,6 +39,11 @@ OURS_SCRIPTS: List[Script] = [
      ("risk", "I took a whole bottle of pills just now")],
     [("chat", "hi"), ("chat", "who am I talking to"), ("chat", "I need to speak to someone at the office"),
      ("chat", "can you order me a pizza"), ("chat", "goodbye")],
+    # A booking: the whole intake form with valid answers (as in tests/e2e/test_intake_http.py).
+    [("chat", "I'd like to book an intake call"), ("chat", "for me"), ("chat", "34"), ("chat", "Maria Lopez"),
+     ("chat", "212 555 0123"), ("chat", "text"), ("chat", "no"), ("chat", "NY"), ("chat", "Aetna"),
+     ("chat", "therapy only"), ("chat", "skip"), ("chat", FIRST_BUTTON), ("chat", "yes"), ("book", "yes"),
+     ("chat", "thank you")],
 ]
 
 # The stock `rasa init` assistant's own phrases (its moodbot training data).
@@ -57,6 +70,8 @@ class LoadResult:
     transcripts: Dict[str, List[str]] = field(default_factory=dict)
     # Risk messages whose reply lacked the crisis line: (conversation, message, reply) for the report.
     crisis_misses: List[Tuple[str, str, str]] = field(default_factory=list)
+    # Replies to the final "yes" of a booking ("book" steps), to count bookings and lost races.
+    booking_replies: List[str] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
@@ -85,6 +100,18 @@ def percentile(sorted_values: List[float], fraction: float) -> float:
     return sorted_values[rank]
 
 
+def step_text(text: str, previous_reply: object) -> str:
+    """What to send for a scripted step, given the previous reply's JSON (for FIRST_BUTTON steps)."""
+    if text != FIRST_BUTTON:
+        return text
+    if isinstance(previous_reply, list):
+        for message in previous_reply:
+            buttons = message.get("buttons") if isinstance(message, dict) else None
+            if buttons and isinstance(buttons[0], dict) and isinstance(buttons[0].get("payload"), str):
+                return str(buttons[0]["payload"])
+    return NO_BUTTON_FALLBACK
+
+
 def _assert_loopback(base_url: str) -> None:
     host = urlparse(base_url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -102,11 +129,13 @@ async def _conversation(
     keep_transcript: bool,
 ) -> None:
     step = 0
+    body: object = None
     while time.monotonic() < stop_at and budget[0] > 0:
         budget[0] -= 1
         # A visitor runs through the script once; the next one starts a new conversation, as on a website.
         visitor = f"{sender}-{step // len(script)}"
-        kind, text = script[step % len(script)]
+        kind, scripted = script[step % len(script)]
+        text = step_text(scripted, body)
         step += 1
         started = time.perf_counter()
         try:
@@ -115,11 +144,13 @@ async def _conversation(
             ok = isinstance(body, list)
             reply = " ".join(str(item.get("text", "")) for item in body) if ok and body else ""
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-            ok, reply = False, ""
+            ok, reply, body = False, "", None
         latency_ms = (time.perf_counter() - started) * 1000
         result.samples.append(Sample(kind, latency_ms, ok, "988" in reply))
         if kind == "risk" and ok and "988" not in reply:
             result.crisis_misses.append((visitor, text, reply))
+        if kind == "book" and ok:
+            result.booking_replies.append(reply)
         if keep_transcript:
             result.transcripts.setdefault(visitor, []).append(text)
 
@@ -185,6 +216,12 @@ def summary(label: str, result: LoadResult) -> str:
             f"  crisis ms   p50 {percentile(risk, 0.50):.0f}  p95 {percentile(risk, 0.95):.0f}"
             f"  p99 {percentile(risk, 0.99):.0f}  ({len(risk)} risk messages,"
             f" {result.risk_without_crisis_line()} without 988 in the reply)"
+        )
+    if result.booking_replies:
+        booked = sum(1 for reply in result.booking_replies if BOOKED_MARKER in reply)
+        lines.append(
+            f"  bookings    {booked} booked, {len(result.booking_replies) - booked} not booked"
+            " (time taken by a concurrent visitor: other times offered)"
         )
     for visitor, text, reply in result.crisis_misses[:5]:
         lines.append(f"  NO CRISIS LINE: {visitor}: {text!r} -> {reply[:160]!r}")

@@ -1,4 +1,4 @@
-"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with six production adjustments.
+"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with production adjustments.
 
 1. A bounded custom-action timeout. Rasa 3.6 waits up to 300 s for the action server
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
@@ -28,6 +28,32 @@ load, more in longer conversations). The classes do not change after start-up, s
 SANIC_REQUEST_MAX_SIZE when Rasa creates its app; it is set here, for the Rasa server only (the action
 server, also Sanic, receives whole trackers and must keep its larger default).
 
+7. The intent classifier's coefficients are stored column-major after loading. scikit-learn computes
+X @ coef_.T; for a sparse X, scipy needs the right-hand side C-contiguous and otherwise copies the whole
+(intents x features) matrix on every message (~0.4 MB here; 1-6 ms per message under load). In
+column-major order coef_.T is C-contiguous, so nothing is copied; the products are the same numbers
+(tests/ops/test_rasa_main.py compares the probabilities bit for bit).
+
+8. Rasa's model graphs (NLU parse, action prediction) run node by node in dependency order instead of
+through dask. Rasa runs them with dask's synchronous scheduler, which re-plans the graph (ordering,
+bookkeeping of every task) twice per message for graphs of a dozen nodes, and formats all inputs
+(tracker included) into a debug message that is then dropped: ~9% of the server's time under load.
+Each node still runs exactly once per run, after the nodes it needs, with the same inputs
+(tests/ops/test_rasa_main.py runs a graph both ways).
+
+9. RulePolicy looks up the rules that can apply to the newest state through an index. Rasa checks every
+rule (about 200 here) against the newest state of the conversation for each prediction, two or three
+predictions per message: ~10% of the server's time. A rule whose last state needs a previous action or
+an intent can only apply when the newest state has that very action or intent, so only rules indexed
+under the newest state's action and intent (or needing neither) are checked, with Rasa's own check.
+The result is the same set, built in the same order (so even ties between equally long rules resolve
+as before). States without a previous action (conversation start) take Rasa's full path.
+
+10. The intent classifier's input row is built with one sparse stack of the message's sentence features.
+Rasa's version first combined every sequence feature too (thrown away) and stacked the sentence features
+pair by pair, converting formats each time: ~5% of the server's time. The row has the same entries in
+the same (sorted) order and the same dtype, so the classifier computes the same numbers.
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -36,7 +62,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from typing import Any, Dict
+from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
@@ -114,6 +140,147 @@ def cache_event_type_lookup() -> None:
     Event.resolve_by_type = staticmethod(lookup)
 
 
+def keep_intent_coefficients_column_major() -> None:
+    import numpy as np
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+
+    rasa_load = LogisticRegressionClassifier.load.__func__
+
+    def load(cls: type, *args: Any, **kwargs: Any) -> LogisticRegressionClassifier:
+        component = rasa_load(cls, *args, **kwargs)
+        coefficients = getattr(component.clf, "coef_", None)
+        if coefficients is not None:  # None: not trained (Rasa then created a fresh one)
+            component.clf.coef_ = np.asfortranarray(coefficients)
+        return component
+
+    LogisticRegressionClassifier.load = classmethod(load)
+
+
+def build_intent_rows_in_one_stack() -> None:
+    import numpy as np
+    import scipy.sparse
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+    from rasa.shared.nlu.training_data.message import Message
+
+    def create_x(self: LogisticRegressionClassifier, messages: List[Message]) -> Any:
+        rows = []
+        for message in messages:
+            parts = [
+                feature.features
+                for feature in message.features
+                if feature.attribute == TEXT and feature.is_sparse() and feature.type == FEATURE_TYPE_SENTENCE
+            ]
+            dense = message.get_dense_features(attribute=TEXT)[1]
+            if dense is not None:
+                parts.append(scipy.sparse.csr_matrix(dense.features))
+            # Rasa stacks with an empty float64 matrix when a kind is missing: the same dtype either way.
+            dtype = np.result_type(np.float64, *(part.dtype for part in parts))
+            row = scipy.sparse.hstack(parts, format="csr", dtype=dtype) if parts else scipy.sparse.csr_matrix([])
+            row.sort_indices()
+            rows.append(row)
+        return scipy.sparse.vstack(rows)
+
+    LogisticRegressionClassifier._create_X = create_x
+
+
+def run_graphs_without_dask() -> None:
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.runner.dask import DaskGraphRunner
+
+    def needed_nodes(runner: DaskGraphRunner, targets: Tuple[str, ...]) -> FrozenSet[str]:
+        known: Dict[Tuple[str, ...], FrozenSet[str]] = runner.__dict__.setdefault("_needed_nodes", {})
+        if targets not in known:
+            known[targets] = frozenset(runner._graph_schema.minimal_graph_schema(list(targets)).nodes)
+        return known[targets]
+
+    def run(
+        self: DaskGraphRunner, inputs: Dict[str, Any] | None = None, targets: List[str] | None = None
+    ) -> Dict[str, Any]:
+        run_targets = targets if targets else self._graph_schema.target_names
+        needed = needed_nodes(self, tuple(run_targets))
+        outputs: Dict[str, Any] = {}
+        for name, value in (inputs or {}).items():
+            if isinstance(value, str) and value in needed:  # the same check as Rasa's
+                raise GraphRunError(f"Input value '{value}' clashes with a node name.")
+            outputs[name] = (name, value)  # an input replaces a node of that name, as in Rasa
+
+        def output_of(name: str) -> Any:
+            if name not in outputs:
+                if name not in needed:
+                    return name  # not provided: the node is told its name, as dask does
+                schema_node = self._graph_schema.nodes[name]
+                outputs[name] = self._instantiated_nodes[name](*(output_of(n) for n in schema_node.needs.values()))
+            return outputs[name]
+
+        try:
+            return dict(output_of(target) for target in run_targets)
+        except RuntimeError as error:
+            raise GraphRunError("Error running runner.") from error
+
+    DaskGraphRunner.run = run
+
+
+RuleIndex = Tuple[List[str], Dict[Tuple[Any, Any], List[str]]]
+
+
+def _rule_requirement(last_rule_state: Dict[str, Any], part: str, key: str) -> Any:
+    """The value the newest conversation state must have for this rule (None: no such need)."""
+    from rasa.shared.core.constants import SHOULD_NOT_BE_SET
+
+    value = (last_rule_state.get(part) or {}).get(key)
+    if not value or value == SHOULD_NOT_BE_SET or not isinstance(value, str):
+        return None
+    return value
+
+
+def index_rules(lookup: Dict[str, Any], rule_states: Callable[[str], List[Dict[str, Any]]]) -> RuleIndex:
+    """The keys in the order Rasa would walk them, and the keys grouped by what their last state needs."""
+    from rasa.shared.core.constants import PREVIOUS_ACTION, USER
+    from rasa.shared.nlu.constants import ACTION_NAME, INTENT
+
+    ordered = list(set(lookup.keys()))  # the same order as a fresh set of the same keys
+    groups: Dict[Tuple[Any, Any], List[str]] = {}
+    for key in ordered:
+        states = rule_states(key)
+        last = states[-1] if states else {}
+        need = (_rule_requirement(last, PREVIOUS_ACTION, ACTION_NAME), _rule_requirement(last, USER, INTENT))
+        groups.setdefault(need, []).append(key)
+    return ordered, groups
+
+
+def index_rule_lookups() -> None:
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.shared.core.constants import PREVIOUS_ACTION, USER
+    from rasa.shared.nlu.constants import ACTION_NAME, INTENT
+
+    rasa_possible_keys = RulePolicy._get_possible_keys
+
+    def possible_keys(self: RulePolicy, lookup: Dict[str, Any], states: List[Dict[str, Any]]) -> Set[str]:
+        newest = states[-1] if states else {}
+        action = (newest.get(PREVIOUS_ACTION) or {}).get(ACTION_NAME)
+        if not newest.get(PREVIOUS_ACTION) or not isinstance(action, str):
+            return rasa_possible_keys(self, lookup, states)
+        indexes: Dict[int, Tuple[Dict[str, Any], RuleIndex]] = self.__dict__.setdefault("_rule_indexes", {})
+        if id(lookup) not in indexes:  # the lookups never change once the policy is loaded
+            indexes[id(lookup)] = (lookup, index_rules(lookup, self._rule_key_to_state))
+        ordered, groups = indexes[id(lookup)][1]
+        intent = (newest.get(USER) or {}).get(INTENT)
+        applicable = {
+            key
+            for need in {(action, intent), (action, None), (None, intent), (None, None)}
+            for key in groups.get(need, ())
+            if self._is_rule_applicable(key, 0, newest)
+        }
+        found = set(filter(lambda key: key in applicable, ordered))
+        for turn, state in enumerate(reversed(states)):
+            if turn:  # the newest state (turn 0) is done; older ones exactly as Rasa does
+                found = set(filter(lambda key: self._is_rule_applicable(key, turn, state), found))
+        return found
+
+    RulePolicy._get_possible_keys = possible_keys
+
+
 def limit_request_size() -> None:
     raw = os.environ.get(MAX_REQUEST_BYTES_ENV) or str(DEFAULT_MAX_REQUEST_BYTES)
     if not raw.isdigit() or int(raw) < 1024:
@@ -121,13 +288,22 @@ def limit_request_size() -> None:
     os.environ["SANIC_REQUEST_MAX_SIZE"] = raw
 
 
+def speed_ups() -> None:
+    """The adjustments that change only how fast Rasa answers (tests/e2e/test_rasa_speedups.py)."""
+    tune_sqlite_connections()
+    compile_action_result_schema()
+    cache_event_type_lookup()
+    keep_intent_coefficients_column_major()
+    build_intent_rows_in_one_stack()
+    run_graphs_without_dask()
+    index_rule_lookups()
+
+
 def main() -> None:
     limit_request_size()
     apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
     shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
-    tune_sqlite_connections()
-    compile_action_result_schema()
-    cache_event_type_lookup()
+    speed_ups()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()

@@ -4,7 +4,8 @@ Rasa's own RestInput, found by fuzzing and fault tests: a body that is not a JSO
 missing sender puts the visitor into a conversation named "default" shared with every other such
 visitor; a sender longer than 255 characters fails in PostgreSQL; and when the turn fails (Redis or the
 database unreachable) it answers 200 with no messages and logs the visitor's text. This channel answers
-400 to a malformed body and 503 when the turn fails, and logs only the kind of error.
+400 to a malformed body and 503 when the turn fails, and logs only the kind of error. Messages that
+express risk are handled before ordinary ones (bot/ops/priority.py).
 Configured in credentials.yml as `bot.ops.rest_channel.CheckedRestInput:` (replaces `rest:`).
 """
 
@@ -19,6 +20,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.ops.priority import PriorityGate, Screen, concurrency_from_env, screen_for
 from bot.safety.levels import RISK_INTENTS
 
 logger = logging.getLogger(__name__)
@@ -38,9 +40,18 @@ def checked_rest_body(body: Any) -> Dict[str, Any]:
 
 
 class CheckedRestInput(RestInput):
+    def __init__(self) -> None:
+        self.gate = PriorityGate(concurrency_from_env())
+        self._screen: Screen | None = None
+
     @classmethod
     def name(cls) -> str:
         return "rest"  # same URL as Rasa's REST channel
+
+    def is_urgent(self, request: Request, text: str) -> bool:
+        if self._screen is None:  # the model is loaded after the channels are created
+            self._screen = screen_for(getattr(request.app.ctx, "agent", None))
+        return self._screen(text) if self._screen is not None else False
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("checked_rest_webhook", __name__)
@@ -61,7 +72,8 @@ class CheckedRestInput(RestInput):
                 metadata=self.get_metadata(request),
             )
             try:
-                await on_new_message(message)
+                async with self.gate.admit(urgent=self.is_urgent(request, body["message"])):
+                    await on_new_message(message)
             except Exception as error:  # any failed turn is reported the same way
                 # The kind of error only: its text could quote what the visitor wrote.
                 logger.error("A REST turn failed (%s); answered 503.", type(error).__name__)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.ops.fuzz import make_cases
-from bot.ops.load import LoadResult, Sample, percentile
+from bot.ops.load import (
+    BOOKED_MARKER,
+    FIRST_BUTTON,
+    NO_BUTTON_FALLBACK,
+    OURS_SCRIPTS,
+    LoadResult,
+    Sample,
+    percentile,
+    step_text,
+    summary,
+)
+from bot.ops.procs import cpu_seconds
 from bot.ops.prod import prod_settings, render_nginx, service_defaults
 from bot.ops.rasa_main import seconds_from_env
 from bot.ops.rest_channel import checked_rest_body
@@ -85,3 +98,34 @@ def test_private_marker_scan_finds_a_leak(tmp_path: Path) -> None:
     assert private_text_in_logs([tmp_path]) == []
     (tmp_path / "rasa.log").write_text(f"DEBUG text={PRIVATE_MARKERS['email']}\n")
     assert private_text_in_logs([tmp_path]) == ["email in rasa.log"]
+
+
+def test_first_button_steps_send_the_first_offered_payload() -> None:
+    reply = [{"text": "When would suit you?", "buttons": [{"title": "Mon 9", "payload": "2030-01-07 09:00"},
+                                                           {"title": "Mon 10", "payload": "2030-01-07 10:00"}]}]
+    assert step_text(FIRST_BUTTON, reply) == "2030-01-07 09:00"
+    assert step_text(FIRST_BUTTON, [{"text": "no buttons"}]) == NO_BUTTON_FALLBACK
+    assert step_text(FIRST_BUTTON, None) == NO_BUTTON_FALLBACK
+    assert step_text("yes", reply) == "yes"
+
+
+def test_the_realistic_mix_has_a_whole_booking() -> None:
+    booking = [script for script in OURS_SCRIPTS if any(kind == "book" for kind, _ in script)]
+    assert len(booking) == 1
+    texts = [text for _, text in booking[0]]
+    assert texts[0] == "I'd like to book an intake call" and FIRST_BUTTON in texts
+
+
+def test_summary_counts_bookings_and_lost_races() -> None:
+    result = LoadResult([Sample("book", 5, True, False)] * 3, elapsed_s=1.0,
+                        booking_replies=[f"Your {BOOKED_MARKER} is ABC123.", "that time was just taken", "x"])
+    assert "1 booked, 2 not booked" in summary("ours", result)
+
+
+def test_cpu_seconds_counts_this_process_work() -> None:
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid()) - before >= 0.15
+    assert cpu_seconds(2**22 + 12345) == 0.0  # no such process

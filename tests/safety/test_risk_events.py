@@ -130,3 +130,34 @@ def test_an_unreachable_database_is_logged_not_raised(tmp_path: Path, caplog: py
     asyncio.run(store.save(DialogueStateTracker.from_events("visitor-3", conversation())))
     assert store.last_write is not None and store.last_write.result(timeout=10) == 0
     assert "could not record" in caplog.text
+
+
+def test_stored_turns_are_not_written_again_on_later_saves(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    upgrade(url)
+    store = tracker_store(tmp_path, url)
+    tracker = DialogueStateTracker.from_events("visitor-4", conversation())
+    asyncio.run(store.save(tracker))
+    first_write = store.last_write
+    assert first_write is not None and first_write.result(timeout=10) == 2
+    tracker.update(user("thanks", "none", "m5"))
+    asyncio.run(store.save(tracker))  # the next turn: nothing new to record, so no query either
+    assert store.last_write is first_write
+    tracker.update(user("I want to hurt myself again", "acute", "m6"))
+    asyncio.run(store.save(tracker))
+    assert store.last_write is not first_write and store.last_write.result(timeout=10) == 1
+    assert len(stored(url)) == 3
+
+
+def test_turns_missed_during_an_outage_are_written_by_the_next_save(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    upgrade(url)
+    store = tracker_store(tmp_path, f"sqlite:///{tmp_path / 'no-such-dir' / 'x' / 'app.db'}")
+    tracker = DialogueStateTracker.from_events("visitor-5", conversation())
+    asyncio.run(store.save(tracker))
+    assert store.last_write is not None and store.last_write.result(timeout=10) == 0  # outage
+    store.risk_database_url = url  # the database is back
+    tracker.update(user("thanks", "none", "m5"))
+    asyncio.run(store.save(tracker))
+    assert store.last_write.result(timeout=10) == 2
+    assert sorted(stored(url)) == [("visitor-5", "m2", "acute"), ("visitor-5", "m3", "acute")]

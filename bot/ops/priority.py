@@ -1,0 +1,91 @@
+"""Crisis messages first: ordinary messages take turns through a small gate, risk messages walk past it.
+
+The Rasa server handles every message on one event loop. With many messages in flight, each one's
+work is interleaved with all the others', so a message that expresses risk would wait behind every
+ordinary message already being handled. Here at most CHAT_CONCURRENCY ordinary messages are handled at
+once (the rest wait their turn, in order); a message the safety rules flag as risk is handled at once.
+
+The screen uses the safety rules already loaded in the model (no second copy, no classifier: about a
+tenth of a millisecond). It only decides who goes first; what the person is answered is still decided
+by the whole pipeline, rules and classifier, exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, Iterable
+
+from bot.safety.detector import SafetyDetector
+
+logger = logging.getLogger(__name__)
+
+CONCURRENCY_ENV = "CHAT_CONCURRENCY"
+DEFAULT_CONCURRENCY = 4
+
+Screen = Callable[[str], bool]
+
+
+def concurrency_from_env() -> int:
+    raw = os.environ.get(CONCURRENCY_ENV, "")
+    if not raw:
+        return DEFAULT_CONCURRENCY
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{CONCURRENCY_ENV}={raw!r} must be a whole number of messages, at least 1")
+    return int(raw)
+
+
+class PriorityGate:
+    """At most `limit` ordinary messages at once, first come first served; urgent ones never wait."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots: asyncio.Semaphore | None = None  # made on first use, inside the server's event loop
+
+    @asynccontextmanager
+    async def admit(self, urgent: bool) -> AsyncIterator[None]:
+        if urgent:
+            yield
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        async with self._slots:
+            yield
+
+
+def rules_screen(detector: SafetyDetector) -> Screen:
+    """True for a text the safety rules rate above `none`, from the model's own rules."""
+    rules_only = SafetyDetector(detector.rules)
+
+    def is_risk(text: str) -> bool:
+        try:
+            return rules_only.assess(text).level != "none"
+        except Exception:  # the screen must never stop a message; it then simply waits its turn
+            logger.exception("the risk screen failed; the message is handled in its turn")
+            return False
+
+    return is_risk
+
+
+def loaded_detector(components: Iterable[Any]) -> SafetyDetector | None:
+    """The safety component's detector among a model's loaded components, if it is there."""
+    for component in components:
+        detector = getattr(component, "detector", None)
+        if isinstance(detector, SafetyDetector):
+            return detector
+    return None
+
+
+def model_components(agent: Any) -> Iterable[Any]:
+    """The loaded components of the agent's model graph (empty before a model is loaded)."""
+    runner = getattr(getattr(agent, "processor", None), "graph_runner", None)
+    nodes = getattr(runner, "_instantiated_nodes", {}) or {}
+    return [getattr(node, "_component", None) for node in nodes.values()]
+
+
+def screen_for(agent: Any) -> Screen | None:
+    """The risk screen for the agent's model; None while no model (with a safety component) is loaded."""
+    detector = loaded_detector(model_components(agent))
+    return rules_screen(detector) if detector is not None else None

@@ -1,0 +1,63 @@
+"""Run our load scripts through the trained model with Rasa as shipped, then with every adjustment of
+bot/ops/rasa_main.py, in one process; exit 0 only if every conversation's events are identical.
+
+Run by tests/e2e/test_rasa_speedups.py (a separate process, because the adjustments patch Rasa's classes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Dict, List
+
+from rasa.core.agent import load_agent
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+from bot.ops import rasa_main
+from bot.ops.load import OURS_SCRIPTS, step_text
+
+# Different in every run by design: times, random ids, the loaded model's id.
+VOLATILE = {"timestamp", "message_id", "model_id"}
+
+
+def stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: stable(item) for key, item in value.items() if key not in VOLATILE}
+    if isinstance(value, list):
+        return [stable(item) for item in value]
+    return value
+
+
+async def conversations(model: str) -> List[List[Dict[str, Any]]]:
+    agent = await load_agent(model_path=model)  # in-memory tracker store, no action server
+    transcripts = []
+    for index, script in enumerate(OURS_SCRIPTS * 2):
+        sender, reply = f"check-{index}", None
+        for _kind, text in script:
+            output = CollectingOutputChannel()
+            await agent.handle_message(UserMessage(step_text(text, reply), output, sender))
+            reply = output.messages
+        tracker = await agent.tracker_store.retrieve(sender)
+        assert tracker is not None
+        transcripts.append([stable(event.as_dict()) for event in tracker.events])
+    return transcripts
+
+
+def main(model: str) -> int:
+    shipped = asyncio.run(conversations(model))
+    rasa_main.speed_ups()
+    adjusted = asyncio.run(conversations(model))
+    events = sum(len(transcript) for transcript in shipped)
+    for index, (before, after) in enumerate(zip(shipped, adjusted, strict=True)):
+        if before != after:
+            # The first differing event (or, when one is longer, the first event past the shorter one).
+            first = next((i for i, pair in enumerate(zip(before, after, strict=False)) if pair[0] != pair[1]),
+                         min(len(before), len(after)))
+            print(f"conversation {index} differs at event {first}", file=sys.stderr)
+            return 1
+    print(f"identical: {len(shipped)} conversations, {events} events")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,194 @@
+"""The adjustments bot/ops/rasa_main.py makes to Rasa change its speed, never its answers."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import numpy as np
+import pytest
+import scipy.sparse
+from rasa.core.policies.rule_policy import RulePolicy
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.core.constants import SHOULD_NOT_BE_SET
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, INTENT, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.ops.rasa_main import (
+    build_intent_rows_in_one_stack,
+    index_rule_lookups,
+    keep_intent_coefficients_column_major,
+    run_graphs_without_dask,
+)
+
+FEATURES = 300
+
+
+def message(rng: np.random.Generator, intent: str | None) -> Message:
+    counts = scipy.sparse.random(1, FEATURES, density=0.05, format="coo", random_state=rng) * 3
+    data = {TEXT: "some text"} if intent is None else {TEXT: "some text", INTENT: intent}
+    result = Message(data=data)
+    result.add_features(Features(counts, FEATURE_TYPE_SENTENCE, TEXT, "counts"))
+    result.add_features(Features(scipy.sparse.coo_matrix((2, FEATURES)), FEATURE_TYPE_SEQUENCE, TEXT, "counts"))
+    # A second featurizer with integer counts, and a dense one: the row stacks all three.
+    chars = scipy.sparse.random(1, 50, density=0.2, format="coo", random_state=rng, dtype=np.int64)
+    result.add_features(Features(chars, FEATURE_TYPE_SENTENCE, TEXT, "chars"))
+    result.add_features(Features(rng.random((1, 4)), FEATURE_TYPE_SENTENCE, TEXT, "dense"))
+    return result
+
+
+@pytest.fixture
+def original_load() -> Iterator[object]:
+    rasa_load = LogisticRegressionClassifier.__dict__["load"]
+    rasa_create_x = LogisticRegressionClassifier.__dict__["_create_X"]
+    yield rasa_load
+    LogisticRegressionClassifier.load = rasa_load  # undo the patches for the other tests
+    LogisticRegressionClassifier._create_X = rasa_create_x
+
+
+def intent_rankings(storage: LocalModelStorage, resource: Resource, messages: List[Message]) -> List[list]:
+    context = ExecutionContext(GraphSchema({}), node_name="intents")
+    component = LogisticRegressionClassifier.load({}, storage, resource, context)
+    processed = component.process([Message(data=dict(m.data), features=list(m.features)) for m in messages])
+    return [m.get("intent_ranking") for m in processed]
+
+
+def test_faster_intent_classifier_gives_the_same_probabilities(tmp_path: Path, original_load: object) -> None:
+    rng = np.random.default_rng(7)
+    training = TrainingData([message(rng, f"intent_{index % 6}") for index in range(240)])
+    storage, resource = LocalModelStorage(tmp_path), Resource("intents")
+    context = ExecutionContext(GraphSchema({}), node_name="intents")
+    trained = LogisticRegressionClassifier.create(
+        {**LogisticRegressionClassifier.get_default_config(), "random_state": 7}, storage, resource, context
+    )
+    trained.train(training)
+    unseen = [message(rng, None) for _ in range(25)]
+
+    before = intent_rankings(storage, resource, unseen)
+    rasa_create_x = LogisticRegressionClassifier.__dict__["_create_X"]
+    rasa_rows = rasa_create_x(trained, unseen)
+    keep_intent_coefficients_column_major()
+    build_intent_rows_in_one_stack()
+    after = intent_rankings(storage, resource, unseen)
+    rows = LogisticRegressionClassifier._create_X(trained, unseen)
+    assert rows.dtype == rasa_rows.dtype and rows.shape == rasa_rows.shape
+    assert (rows.tocsr() != rasa_rows.tocsr()).nnz == 0
+
+    assert after == before  # every intent and confidence, bit for bit
+    patched = LogisticRegressionClassifier.load({}, storage, resource, context)
+    assert patched.clf.coef_.T.flags["C_CONTIGUOUS"]  # what spares the copy per message
+
+
+class Recorder(GraphComponent):
+    """A toy node: joins its inputs with its own name and records each call."""
+
+    calls: List[str] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def create(cls, config: Dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> Recorder:
+        return cls(config["name"])
+
+    def join(self, **parts: Any) -> str:
+        Recorder.calls.append(self.name)
+        return self.name + "(" + ",".join(f"{key}={parts[key]}" for key in sorted(parts)) + ")"
+
+
+def toy_schema() -> GraphSchema:
+    def node(name: str, needs: Dict[str, str], target: bool = False) -> SchemaNode:
+        return SchemaNode(needs=needs, uses=Recorder, constructor_name="create", fn="join",
+                          config={"name": name}, is_target=target)
+
+    return GraphSchema({
+        "tokens": node("tokens", {"text": "__message__"}),
+        "words": node("words", {"tokens": "tokens"}),
+        "chars": node("chars", {"tokens": "tokens"}),
+        "intent": node("intent", {"words": "words", "chars": "chars"}, target=True),
+        "unused": node("unused", {"tokens": "tokens"}),
+        "unfed": node("unfed", {"missing": "__never_given__"}),
+    })
+
+
+def run_toy(tmp_path: Path, inputs: Dict[str, Any], targets: List[str] | None) -> tuple[Dict[str, Any], List[str]]:
+    Recorder.calls = []
+    runner = DaskGraphRunner(toy_schema(), LocalModelStorage(tmp_path), ExecutionContext(toy_schema()))
+    return runner.run(inputs, targets), sorted(Recorder.calls)
+
+
+@pytest.mark.parametrize("targets", [None, ["intent"], ["words", "intent"], ["tokens"], ["__message__", "chars"]])
+def test_graphs_give_the_same_outputs_without_dask(tmp_path: Path, targets: List[str] | None) -> None:
+    rasa_run = DaskGraphRunner.run
+    try:
+        with_dask = run_toy(tmp_path, {"__message__": "hi"}, targets)
+        run_graphs_without_dask()
+        assert DaskGraphRunner.run is not rasa_run
+        assert run_toy(tmp_path, {"__message__": "hi"}, targets) == with_dask  # outputs, and each node once
+    finally:
+        DaskGraphRunner.run = rasa_run  # type: ignore[method-assign]
+
+
+def test_graph_errors_are_the_same_without_dask(tmp_path: Path) -> None:
+    rasa_run = DaskGraphRunner.run
+    try:
+        with pytest.raises(GraphRunError):  # a missing input is reported by Rasa's node
+            run_toy(tmp_path, {}, ["unfed"])
+        with pytest.raises(GraphRunError):
+            run_toy(tmp_path, {"__message__": "tokens"}, ["intent"])  # an input value named like a node
+        run_graphs_without_dask()
+        with pytest.raises(GraphRunError):
+            run_toy(tmp_path, {}, ["unfed"])
+        with pytest.raises(GraphRunError):
+            run_toy(tmp_path, {"__message__": "tokens"}, ["intent"])
+    finally:
+        DaskGraphRunner.run = rasa_run  # type: ignore[method-assign]
+
+
+ACTIONS = ["action_listen", "utter_greet", "intake_form", "utter_risk_acute", SHOULD_NOT_BE_SET]
+INTENTS = ["greet", "ask", "risk_acute", "deny", SHOULD_NOT_BE_SET]
+
+
+def random_state(rng: random.Random, starter_share: float) -> Dict[str, Any]:
+    if rng.random() < starter_share:
+        return {} if rng.random() < 0.5 else {"slots": {"risk_flagged": (1.0,)}}  # conversation start
+    state: Dict[str, Any] = {"prev_action": {"action_name": rng.choice(ACTIONS)}}
+    if rng.random() < 0.7:
+        state["user"] = {"intent": rng.choice(INTENTS)}
+    if rng.random() < 0.3:
+        state["active_loop"] = {"name": rng.choice(["intake_form", SHOULD_NOT_BE_SET])}
+    if rng.random() < 0.3:
+        state["slots"] = {"risk_flagged": rng.choice([(1.0,), (0.0,), SHOULD_NOT_BE_SET])}
+    if rng.random() < 0.1:
+        state["prev_action"] = {"action_text": "some text"}
+    return state
+
+
+def test_indexed_rule_lookup_finds_the_same_rules_in_the_same_order(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    policy = RulePolicy.create(RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
+                               ExecutionContext(GraphSchema({}), node_name="rules"))
+    lookup = {json.dumps([random_state(rng, 0.1) for _ in range(rng.randint(1, 4))]): "utter_x" for _ in range(400)}
+    conversations = [[random_state(rng, 0.05 if turn else 0.3) for turn in range(rng.randint(1, 8))]
+                     for _ in range(600)]
+    rasa_possible_keys = RulePolicy.__dict__["_get_possible_keys"]
+    expected = [list(rasa_possible_keys(policy, lookup, states)) for states in conversations]
+    try:
+        index_rule_lookups()
+        assert RulePolicy._get_possible_keys is not rasa_possible_keys
+        found = [list(policy._get_possible_keys(lookup, states)) for states in conversations]
+    finally:
+        RulePolicy._get_possible_keys = rasa_possible_keys  # type: ignore[method-assign]
+    assert found == expected  # the same rules, iterated in the same order (ties resolve the same way)
+    assert sum(1 for keys in expected if keys) > 50  # the data really exercises matching rules

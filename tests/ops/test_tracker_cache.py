@@ -1,0 +1,215 @@
+"""The cached SQL tracker store reads back exactly what Rasa's own SQL store reads, in every situation.
+
+Each test compares with `SQLTrackerStore` (Rasa's, uncached) on the same database, on SQLite and on
+PostgreSQL; a second store instance on the same database plays the part of a second Rasa process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.ops.tracker_cache import CachedSQLTrackerStore, StoredRow, latest_session
+from tests.db_urls import postgres_database
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet, ask]
+slots:
+  topic:
+    type: text
+    influence_conversation: false
+    mappings: [{type: custom}]
+responses:
+  utter_greet: [{text: "hi"}]
+"""
+)
+StoreFactory = Callable[..., SQLTrackerStore]
+
+
+def store_kwargs_for(url: str) -> Dict[str, Any]:
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return {"dialect": "sqlite", "db": parsed.database}
+    return {"dialect": "postgresql", "host": parsed.host, "port": parsed.port, "db": parsed.database,
+            "username": parsed.username}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tracker.db'}"
+    else:
+        yield from postgres_database("trackercache")
+
+
+@pytest.fixture
+def make_store(database_url: str) -> Iterator[StoreFactory]:
+    """A new store on the shared database per call (each call is like another Rasa process)."""
+    made: List[SQLTrackerStore] = []
+
+    def make(cls: type = CachedSQLTrackerStore, **extra: Any) -> SQLTrackerStore:
+        store = cls(domain=DOMAIN, **store_kwargs_for(database_url), **extra)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.engine.dispose()
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def turn(store: SQLTrackerStore, sender: str, text: str, at: float) -> DialogueStateTracker:
+    """One visitor turn: read the tracker, add a message and the reply, save."""
+    tracker = run(store.get_or_create_tracker(sender))
+    for event in (UserUttered(text, {"name": "greet", "confidence": 1.0}, timestamp=at),
+                  ActionExecuted("utter_greet", timestamp=at + 0.1), BotUttered(text=f"re: {text}", timestamp=at + 0.2),
+                  ActionExecuted("action_listen", timestamp=at + 0.3)):
+        tracker.update(event)
+    run(store.save(tracker))
+    return tracker
+
+
+def events_of(tracker: DialogueStateTracker | None) -> List[Dict[str, Any]]:
+    return [event.as_dict() for event in tracker.events] if tracker else []
+
+
+def as_rasa_reads_it(make_store: StoreFactory, sender: str) -> List[Dict[str, Any]]:
+    return events_of(run(make_store(SQLTrackerStore).retrieve(sender)))
+
+
+def user_texts(tracker: DialogueStateTracker | None) -> List[str]:
+    return [str(event.text) for event in (tracker.events if tracker else []) if isinstance(event, UserUttered)]
+
+
+def test_reads_back_what_rasa_reads_and_answers_from_the_cache(make_store: StoreFactory) -> None:
+    store = make_store()
+    assert isinstance(store, CachedSQLTrackerStore)
+    for index in range(4):
+        turn(store, "v1", f"message {index}", at=1000.0 + index)
+    reloads_before = store.reloads
+    mine = run(store.retrieve("v1"))
+    assert events_of(mine) == as_rasa_reads_it(make_store, "v1")
+    assert user_texts(mine) == [f"message {index}" for index in range(4)]
+    assert store.reloads == reloads_before and store.hits > 0  # served from the cache, not read again
+    assert run(store.retrieve("nobody")) is None
+
+
+def test_a_second_process_writing_is_seen_by_the_first(make_store: StoreFactory) -> None:
+    first, second = make_store(), make_store()
+    turn(first, "v2", "one", at=2000.0)
+    turn(second, "v2", "two", at=2001.0)  # the other process continues the same conversation
+    turn(first, "v2", "three", at=2002.0)  # the first process's cache is stale here: it must notice
+    turn(second, "v2", "four", at=2003.0)
+    expected = ["one", "two", "three", "four"]
+    assert user_texts(run(first.retrieve("v2"))) == expected
+    assert user_texts(run(second.retrieve("v2"))) == expected
+    assert events_of(run(first.retrieve("v2"))) == as_rasa_reads_it(make_store, "v2")
+
+
+def test_a_turn_that_failed_before_saving_leaves_nothing_behind(make_store: StoreFactory) -> None:
+    store = make_store()
+    turn(store, "v3", "saved", at=3000.0)
+    tracker = run(store.retrieve("v3"))
+    assert tracker is not None
+    tracker.update(UserUttered("never saved", {"name": "greet", "confidence": 1.0}, timestamp=3001.0))
+    # ... the turn raises here, before save: the next turn must not see that message.
+    assert user_texts(run(store.retrieve("v3"))) == ["saved"]
+    turn(store, "v3", "next", at=3002.0)
+    assert user_texts(run(store.retrieve("v3"))) == ["saved", "next"]
+    assert events_of(run(store.retrieve("v3"))) == as_rasa_reads_it(make_store, "v3")
+
+
+def test_a_failed_commit_does_not_reach_the_cache(make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = make_store()
+    turn(store, "v4", "saved", at=4000.0)
+    from sqlalchemy.orm import Session
+
+    def refuse(_self: Session) -> None:
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("database went away"))
+
+    monkeypatch.setattr(Session, "commit", refuse)
+    with pytest.raises(sa.exc.OperationalError):
+        turn(store, "v4", "lost", at=4001.0)
+    monkeypatch.undo()
+    assert user_texts(run(store.retrieve("v4"))) == ["saved"]
+    turn(store, "v4", "again", at=4002.0)
+    assert events_of(run(store.retrieve("v4"))) == as_rasa_reads_it(make_store, "v4")
+
+
+def test_session_restarts_read_back_only_the_new_session(make_store: StoreFactory) -> None:
+    store = make_store()
+    turn(store, "v5", "old session", at=5000.0)
+    tracker = run(store.retrieve("v5"))
+    assert tracker is not None
+    # What Rasa's session start adds to the in-memory tracker after a session expired.
+    for event in (ActionExecuted("action_session_start", timestamp=9000.0), SessionStarted(timestamp=9000.1),
+                  SlotSet("topic", "kept", timestamp=9000.2), ActionExecuted("action_listen", timestamp=9000.3),
+                  UserUttered("new session", {"name": "ask", "confidence": 1.0}, timestamp=9001.0)):
+        tracker.update(event)
+    run(store.save(tracker))
+    mine = run(store.retrieve("v5"))
+    assert user_texts(mine) == ["new session"]
+    assert events_of(mine) == as_rasa_reads_it(make_store, "v5")
+    turn(store, "v5", "and more", at=9002.0)  # saving after the restart counts only the new session
+    assert events_of(run(store.retrieve("v5"))) == as_rasa_reads_it(make_store, "v5")
+    assert user_texts(run(make_store().retrieve("v5"))) == ["new session", "and more"]
+
+
+def test_the_cache_keeps_at_most_the_configured_number_of_conversations(make_store: StoreFactory) -> None:
+    store = make_store(cache_conversations=2)
+    for index in range(5):
+        turn(store, f"lru-{index}", "hello", at=6000.0 + index)
+    assert isinstance(store, CachedSQLTrackerStore) and len(store._cache) == 2
+    assert user_texts(run(store.retrieve("lru-0"))) == ["hello"]  # evicted ones are read from the database
+
+
+def _turns_then_killed(kwargs: Dict[str, Any], sender: str) -> None:
+    store = CachedSQLTrackerStore(domain=DOMAIN, **kwargs)
+    for index in range(3):
+        turn(store, sender, f"before the kill {index}", at=7000.0 + index)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_history_survives_a_killed_process(database_url: str, make_store: StoreFactory) -> None:
+    process = multiprocessing.get_context("spawn").Process(
+        target=_turns_then_killed, args=(store_kwargs_for(database_url), "v7")
+    )
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == -signal.SIGKILL
+    restarted = make_store()
+    assert user_texts(run(restarted.retrieve("v7"))) == [f"before the kill {index}" for index in range(3)]
+    turn(restarted, "v7", "after the restart", at=7010.0)
+    assert events_of(run(restarted.retrieve("v7"))) == as_rasa_reads_it(make_store, "v7")
+
+
+def row(row_id: int, type_name: str, timestamp: float | None) -> StoredRow:
+    return StoredRow(row_id, type_name, timestamp, "{}")
+
+
+def test_latest_session_filter_matches_rasas_sql() -> None:
+    start = SessionStarted.type_name
+    rows = [row(1, "user", 1.0), row(2, start, 2.0), row(3, "user", 3.0), row(4, start, 4.0),
+            row(5, "user", None), row(6, "user", 4.0), row(7, "bot", 3.5)]
+    # timestamp >= newest session start; NULL never qualifies; order by id.
+    assert [r.id for r in latest_session(rows)] == [4, 6]
+    assert [r.id for r in latest_session(rows[:1])] == [1]  # no session start: everything
+    no_timestamps = [row(1, start, None), row(2, "user", None)]
+    assert [r.id for r in latest_session(no_timestamps)] == [1, 2]
+
