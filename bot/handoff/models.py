@@ -1,4 +1,5 @@
-"""Tables of the staff side: accounts, sessions, tickets, audit log, notification outbox, watcher cursor."""
+"""Tables of the staff side: accounts, sessions, tickets, audit log, notification outbox, watcher cursor,
+handled events."""
 
 from __future__ import annotations
 
@@ -107,3 +108,14 @@ class WatcherCursor(Base):
 
     name = Column(String(64), primary_key=True)
     last_event_id = Column(Integer, nullable=False)
+
+
+class HandledEvent(Base):
+    """A tracker event the staff side has acted on; a second delivery of it (broker redelivery) is skipped."""
+
+    __tablename__ = "handoff_handled_events"
+
+    event_id = Column(Integer, primary_key=True, autoincrement=False)  # id in Rasa's tracker store
+    conversation_id = Column(String(255), primary_key=True)
+    source = Column(String(16), nullable=False)  # "tracker" (poller) or "broker" (RabbitMQ consumer)
+    handled_at = Column(DateTime(timezone=True), nullable=False, index=True)

@@ -101,6 +101,26 @@ class TrackerStoreReader:
         query = select(EVENTS).where(EVENTS.c.sender_id == sender_id, EVENTS.c.id > after_id).order_by(EVENTS.c.id)
         return self._run(query)
 
+    def find_user_message(self, sender_id: str, timestamp: float, text: str | None) -> TrackerEvent | None:
+        """The stored row of a visitor message known by its conversation and timestamp (a broker message
+        carries no tracker-store id). None until Rasa has committed the turn."""
+        if not self.ready():
+            return None
+        # Both sides store the same float; the window only absorbs a database's rounding.
+        query = (
+            select(EVENTS)
+            .where(
+                EVENTS.c.sender_id == sender_id,
+                EVENTS.c.type_name == "user",
+                EVENTS.c.timestamp.between(timestamp - 1e-3, timestamp + 1e-3),
+            )
+            .order_by(EVENTS.c.id)
+        )
+        found = self._run(query)
+        same_text = [event for event in found if event.data.get("text") == text]
+        candidates = same_text or found
+        return candidates[0] if candidates else None
+
     def is_paused_before(self, sender_id: str, event_id: int) -> bool:
         """Whether the conversation was paused when this event arrived (the last state change decides)."""
         query = (
