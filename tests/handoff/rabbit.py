@@ -160,6 +160,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self._listener is not None:
+            with suppress(OSError):  # wakes the thread blocked in accept(); close() alone would not
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
