@@ -38,7 +38,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from bot.db import session_scope
 from bot.handoff.config import HandoffSettings
 from bot.handoff.models import WatcherCursor
-from bot.handoff.rasa_api import ConversationControl, RasaHttpApi
+from bot.handoff.rasa_api import ConversationControl
+from bot.handoff.routing import RoutedControl, process_controls
 from bot.handoff.transcript import TrackerEvent
 from bot.handoff.watcher import Watcher
 
@@ -108,33 +109,6 @@ def decode(body: bytes, app_id: str | None = None) -> BrokerEvent:
     )
 
 
-class RoutedControl:
-    """The Rasa process that handled the turn first; if it does not answer (restarting), the default one."""
-
-    def __init__(self, primary: ConversationControl, fallback: ConversationControl) -> None:
-        self.primary = primary
-        self.fallback = fallback
-
-    def _either(self, name: str, *args: Any) -> None:
-        try:
-            getattr(self.primary, name)(*args)
-        except Exception as error:
-            log.warning("handoff: Rasa process did not take %s (%s); using the default one", name, error)
-            getattr(self.fallback, name)(*args)
-
-    def pause(self, conversation_id: str) -> None:
-        self._either("pause", conversation_id)
-
-    def resume(self, conversation_id: str) -> None:
-        self._either("resume", conversation_id)
-
-    def utter(self, conversation_id: str, response: str, slots: Dict[str, str] | None = None) -> None:
-        self._either("utter", conversation_id, response, slots)
-
-    def staff_reply(self, conversation_id: str, text: str, staff_name: str) -> None:
-        self._either("staff_reply", conversation_id, text, staff_name)
-
-
 def display_address(url: str) -> str:
     """host:port only: the URL carries the password."""
     parts = urlsplit(url)
@@ -165,9 +139,7 @@ class BrokerConsumer:
         self.watcher = watcher
         self.reader = watcher.reader
         self.controls: Mapping[str, ConversationControl] = (
-            controls
-            if controls is not None
-            else {name: RasaHttpApi(url, settings.rasa_token) for name, url in settings.rasa_processes.items()}
+            controls if controls is not None else process_controls(settings)
         )
         self.store_wait_seconds = store_wait_seconds
         self.max_attempts = max_attempts
@@ -194,7 +166,7 @@ class BrokerConsumer:
             return "skipped"  # from before the staff side first consumed this queue
         control = self.controls.get(event.publisher or "")
         routed = RoutedControl(control, self.watcher.rasa) if control is not None else None
-        return "handled" if self.watcher.handle(stored, SOURCE, routed) else "skipped"
+        return "handled" if self.watcher.handle(stored, SOURCE, routed, event.publisher) else "skipped"
 
     def _wait_until_stored(self, event: BrokerEvent) -> TrackerEvent:
         deadline = time.monotonic() + self.store_wait_seconds

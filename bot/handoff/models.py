@@ -118,4 +118,5 @@ class HandledEvent(Base):
     event_id = Column(Integer, primary_key=True, autoincrement=False)  # id in Rasa's tracker store
     conversation_id = Column(String(255), primary_key=True)
     source = Column(String(16), nullable=False)  # "tracker" (poller) or "broker" (RabbitMQ consumer)
+    publisher = Column(String(64), nullable=True)  # the Rasa process that handled the turn (broker only)
     handled_at = Column(DateTime(timezone=True), nullable=False, index=True)

@@ -76,12 +76,18 @@ class Watcher:
         self.rasa = rasa
         self.reader = reader or TrackerStoreReader(settings.tracker_store_url)
 
-    def handle(self, event: TrackerEvent, source: str, rasa: ConversationControl | None = None) -> bool:
+    def handle(
+        self,
+        event: TrackerEvent,
+        source: str,
+        rasa: ConversationControl | None = None,
+        publisher: str | None = None,
+    ) -> bool:
         """Acts on one stored tracker event, once. False: not a visitor message, or already handled.
 
         `rasa` overrides where the pause and replies go (the broker consumer sends them to the Rasa
-        process that handled the turn, the one holding the visitor's socket). Errors propagate: the
-        source decides whether to retry.
+        process that handled the turn, `publisher`, the one holding the visitor's socket). Errors
+        propagate: the source decides whether to retry.
         """
         if event.type_name != "user":
             return False
@@ -89,7 +95,7 @@ class Watcher:
             log.info("handoff: tracker event %s was already handled; skipped", event.id)
             return False
         try:
-            return self._on_user_message(event, source, rasa or self.rasa)
+            return self._on_user_message(event, source, rasa or self.rasa, publisher)
         except IntegrityError:
             # Another delivery of the same event committed first (its mark is the primary key).
             if self._already_handled(event):
@@ -119,7 +125,9 @@ class Watcher:
                 return Trigger(REASON_COULD_NOT_HELP)
         return None
 
-    def _on_user_message(self, event: TrackerEvent, source: str, rasa: ConversationControl) -> bool:
+    def _on_user_message(
+        self, event: TrackerEvent, source: str, rasa: ConversationControl, publisher: str | None
+    ) -> bool:
         conversation = event.sender_id
         paused = self.reader.is_paused_before(conversation, event.id)
         trigger = self._trigger(event)
@@ -130,7 +138,11 @@ class Watcher:
         with session_scope(self.settings.database_url) as session:
             session.add(
                 HandledEvent(
-                    event_id=event.id, conversation_id=conversation, source=source, handled_at=self.clock.now()
+                    event_id=event.id,
+                    conversation_id=conversation,
+                    source=source,
+                    publisher=publisher,
+                    handled_at=self.clock.now(),
                 )
             )
             ticket = None

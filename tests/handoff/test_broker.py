@@ -20,6 +20,7 @@ from bot.handoff.broker import BrokerConsumer, ConsumerThread, UndecodableMessag
 from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
 from bot.handoff.models import HandledEvent, Ticket
+from bot.handoff.routing import ConversationRouter, RoutedControl
 from bot.handoff.watcher import TrackerStorePoller, Watcher
 from tests.handoff.conftest import FakeRasa, TrackerFile
 from tests.handoff.rabbit import TcpProxy, ThrowawayQueues, rasa_body, unreachable_reason, wait_until
@@ -37,7 +38,10 @@ def tickets(settings: HandoffSettings) -> List[tuple]:
 
 def marks(settings: HandoffSettings) -> List[tuple]:
     with session_scope(settings.database_url) as session:
-        return [(m.conversation_id, m.source) for m in session.query(HandledEvent).order_by(HandledEvent.event_id)]
+        return [
+            (m.conversation_id, m.source, m.publisher)
+            for m in session.query(HandledEvent).order_by(HandledEvent.event_id)
+        ]
 
 
 # --- decoding (no broker needed) ----------------------------------------------------------------------
@@ -136,7 +140,7 @@ def test_a_risk_message_from_the_queue_opens_a_ticket_and_hands_over(
         wait_until(lambda: queues.waiting(queues.queue) == 0, 10, "every message acked")
     assert tickets(broker_settings) == [("v1", "risk", "acute")]
     assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
-    assert marks(broker_settings) == [("v1", "broker")]
+    assert marks(broker_settings) == [("v1", "broker", None)]
     assert consumer.counts["handled"] == 1 and consumer.counts["ignored"] == 3
     assert queues.waiting(queues.parked) == 0
 
@@ -224,8 +228,27 @@ def test_pauses_and_replies_go_to_the_rasa_process_that_published_the_turn(
         say(trackers, queues, "on-2", visitor("a person please", "request_human"), app_id="rasa-2")
         say(trackers, queues, "unknown", visitor("a person please", "request_human"), app_id="rasa-9")
         wait_until(lambda: consumer.counts["handled"] == 2, 10, "both handled")
+    assert marks(broker_settings) == [("on-2", "broker", "rasa-2"), ("unknown", "broker", "rasa-9")]
     assert [call[:2] for call in second_process.calls] == [("pause", "on-2"), ("utter", "on-2")]
     assert [call[:2] for call in rasa.calls] == [("pause", "unknown"), ("utter", "unknown")]
+    # The staff console's replies follow the same way, from what the consumer recorded.
+    router = ConversationRouter(rasa, {"rasa-2": second_process}, broker_settings.database_url)
+    router.staff_reply("on-2", "Hi, I'm here", "Dana")
+    router.staff_reply("unknown", "Hi, I'm here", "Dana")
+    router.resume("never-seen")
+    assert second_process.calls[-1] == ("staff_reply", "on-2", "Hi, I'm here", "Dana")
+    assert rasa.calls[-2:] == [("staff_reply", "unknown", "Hi, I'm here", "Dana"), ("resume", "never-seen")]
+
+
+def test_a_process_that_does_not_answer_falls_back_to_the_default(
+    settings: HandoffSettings, trackers: TrackerFile, rasa: FakeRasa
+) -> None:
+    class Restarting(FakeRasa):
+        def pause(self, conversation_id: str) -> None:
+            raise ConnectionError("process restarting")
+
+    RoutedControl(Restarting(trackers), rasa).pause("v1")
+    assert rasa.calls == [("pause", "v1")]
 
 
 def test_the_tracker_store_poller_and_the_consumer_never_act_twice_on_one_event(
@@ -241,7 +264,7 @@ def test_the_tracker_store_poller_and_the_consumer_never_act_twice_on_one_event(
     assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]
     assert poller.poll_once() == 3  # the poller reads the visitor's message (and the pause and notice) ...
     assert rasa.calls == [("pause", "v1"), ("utter", "v1", "utter_handoff_open")]  # ... and acts on none of it
-    assert marks(broker_settings) == [("v1", "broker")] and len(tickets(broker_settings)) == 1
+    assert marks(broker_settings) == [("v1", "broker", None)] and len(tickets(broker_settings)) == 1
 
 
 def test_the_consumer_waits_for_an_unreachable_broker_and_comes_back_after_an_outage(

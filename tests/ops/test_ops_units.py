@@ -8,7 +8,7 @@ import pytest
 
 from bot.ops.fuzz import make_cases
 from bot.ops.load import LoadResult, Sample, percentile
-from bot.ops.prod import prod_settings, render_nginx, service_defaults
+from bot.ops.prod import prod_settings, render_nginx, service_defaults, staff_side_env
 from bot.ops.rasa_main import seconds_from_env
 from bot.ops.rest_channel import checked_rest_body
 from tests.e2e.ops_servers import PRIVATE_MARKERS, private_text_in_logs
@@ -59,6 +59,18 @@ def test_service_defaults_never_override_configuration() -> None:
     filled = service_defaults({"REDIS_HOST": "redis.internal", "DATABASE_URL": "postgresql://db/app"})
     assert filled["REDIS_HOST"] == "redis.internal" and filled["DATABASE_URL"] == "postgresql://db/app"
     assert filled["TRACKER_DB_HOST"] == "127.0.0.1"
+
+
+def test_the_staff_side_consumes_the_broker_and_knows_every_rasa_process(tmp_path: Path) -> None:
+    env = service_defaults({"BOT_VAR_DIR": str(tmp_path), "RASA_PORT": "5501", "RASA_PROCESSES": "2",
+                            "TRACKER_DB_PASSWORD": "p@ss/word"})
+    staff = staff_side_env(prod_settings(env), env)
+    assert staff["HANDOFF_EVENT_SOURCE"] == "broker"
+    assert staff["TRACKER_STORE_URL"] == "postgresql://postgres:p%40ss%2Fword@127.0.0.1:5432/harbor_tracker"
+    assert staff["RASA_API_URL"] == "http://127.0.0.1:5501"
+    assert staff["HANDOFF_RASA_PROCESSES"] == "rasa-1=http://127.0.0.1:5501,rasa-2=http://127.0.0.1:5502"
+    chosen = staff_side_env(prod_settings(env), {**env, "HANDOFF_EVENT_SOURCE": "tracker"})
+    assert chosen["HANDOFF_EVENT_SOURCE"] == "tracker"  # an explicit choice is kept
 
 
 def test_seconds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

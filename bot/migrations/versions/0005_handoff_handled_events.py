@@ -21,6 +21,8 @@ def upgrade() -> None:
         sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("conversation_id", sa.String(255), primary_key=True),
         sa.Column("source", sa.String(16), nullable=False),
+        # The Rasa process that published it (broker only): where the staff side's messages must go.
+        sa.Column("publisher", sa.String(64), nullable=True),
         sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )
 
