@@ -1,4 +1,4 @@
-"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with six production adjustments.
+"""`python -m bot.ops.rasa_main run …`: Rasa's own command line with seven production adjustments.
 
 1. A bounded custom-action timeout. Rasa 3.6 waits up to 300 s for the action server
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
@@ -27,6 +27,11 @@ load, more in longer conversations). The classes do not change after start-up, s
 6. Request bodies above MAX_REQUEST_BYTES (16 KiB) get 413 before they are parsed. Sanic reads
 SANIC_REQUEST_MAX_SIZE when Rasa creates its app; it is set here, for the Rasa server only (the action
 server, also Sanic, receives whole trackers and must keep its larger default).
+
+7. No visitor text in the event broker's error log. When RabbitMQ is unreachable, Rasa's pika broker
+logs every event it could not publish at ERROR level, "reduced" by dropping parse_data only: the
+visitor's text (and the bot's reply) went into the log. Its log calls now keep only the event's type,
+conversation id and timestamp (found by tests/e2e/test_prod_broker_down.py).
 
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
@@ -114,6 +119,34 @@ def cache_event_type_lookup() -> None:
     Event.resolve_by_type = staticmethod(lookup)
 
 
+BROKER_LOG_FIELDS = ("sender_id", "event", "timestamp")
+
+
+class _EventTextRedactingLogger:
+    """Passes every call on to Rasa's logger with `rasa_event` cut down to BROKER_LOG_FIELDS."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._wrapped, name)
+
+        def call(*args: Any, **fields: Any) -> Any:
+            event = fields.get("rasa_event")
+            if isinstance(event, dict):
+                fields["rasa_event"] = {key: event.get(key) for key in BROKER_LOG_FIELDS}
+            return method(*args, **fields)
+
+        return call
+
+
+def keep_visitor_text_out_of_broker_logs() -> None:
+    import rasa.core.brokers.pika as pika_broker
+
+    if not isinstance(pika_broker.structlogger, _EventTextRedactingLogger):
+        pika_broker.structlogger = _EventTextRedactingLogger(pika_broker.structlogger)
+
+
 def limit_request_size() -> None:
     raw = os.environ.get(MAX_REQUEST_BYTES_ENV) or str(DEFAULT_MAX_REQUEST_BYTES)
     if not raw.isdigit() or int(raw) < 1024:
@@ -128,6 +161,7 @@ def main() -> None:
     tune_sqlite_connections()
     compile_action_result_schema()
     cache_event_type_lookup()
+    keep_visitor_text_out_of_broker_logs()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()

@@ -9,7 +9,7 @@ import pytest
 from bot.ops.fuzz import make_cases
 from bot.ops.load import LoadResult, Sample, percentile
 from bot.ops.prod import prod_settings, render_nginx, service_defaults, staff_side_env
-from bot.ops.rasa_main import seconds_from_env
+from bot.ops.rasa_main import keep_visitor_text_out_of_broker_logs, seconds_from_env
 from bot.ops.rest_channel import checked_rest_body
 from tests.e2e.ops_servers import PRIVATE_MARKERS, private_text_in_logs
 
@@ -97,3 +97,23 @@ def test_private_marker_scan_finds_a_leak(tmp_path: Path) -> None:
     assert private_text_in_logs([tmp_path]) == []
     (tmp_path / "rasa.log").write_text(f"DEBUG text={PRIVATE_MARKERS['email']}\n")
     assert private_text_in_logs([tmp_path]) == ["email in rasa.log"]
+
+
+def test_the_broker_error_log_keeps_no_visitor_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rasa.core.brokers.pika as pika_broker
+
+    calls: list = []
+
+    class Recorder:
+        def error(self, *args: object, **fields: object) -> None:
+            calls.append((args, fields))
+
+    monkeypatch.setattr(pika_broker, "structlogger", Recorder())
+    keep_visitor_text_out_of_broker_logs()
+    keep_visitor_text_out_of_broker_logs()  # idempotent: wrapped once
+    event = {"sender_id": "v-1", "event": "user", "timestamp": 1.5, "text": "my secret", "metadata": {"a": 1}}
+    pika_broker.structlogger.error("pika.events.publish.failed", host="127.0.0.1", rasa_event=event)
+    assert calls == [
+        (("pika.events.publish.failed",),
+         {"host": "127.0.0.1", "rasa_event": {"sender_id": "v-1", "event": "user", "timestamp": 1.5}})
+    ]
