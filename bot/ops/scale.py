@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import requests
 
@@ -56,28 +56,42 @@ def _free(port: int) -> bool:
     return port_is_free("127.0.0.1", port)
 
 
+def conversation_problems(sender: str, events: List[Dict[str, Any]], sent: List[str]) -> List[str]:
+    """One conversation's stored events against what was sent: nothing lost, repeated or reordered, and
+    each message answered before the next, except while the staff side has paused the conversation
+    (a handoff: Rasa then stores the visitor's messages and answers none of them)."""
+    problems = []
+    stored: List[str] = []
+    answered, paused = True, False
+    for event in events:
+        kind = event.get("event")
+        if kind == "pause":
+            paused = True
+        elif kind in ("resume", "restart", "session_started"):
+            paused = False
+        elif kind == "user":
+            if not answered:
+                problems.append(f"{sender}: '{stored[-1]}' has no reply before the next message")
+            stored.append(str(event.get("text")))
+            answered = paused
+        elif kind == "bot":
+            answered = True
+    if stored != sent:
+        problems.append(f"{sender}: sent {len(sent)} messages, tracker has {len(stored)} (or in another order)")
+    elif not answered:
+        problems.append(f"{sender}: the last message has no reply")
+    return problems
+
+
 def tracker_problems(topology: Topology, transcripts: Dict[str, List[str]]) -> List[str]:
-    """Every conversation's stored turns against what was sent: nothing lost, repeated or reordered."""
+    """Every conversation's tracker, read back from the shared tracker store, checked as above."""
     problems = []
     for sender, sent in transcripts.items():
         tracker = requests.get(
             f"{topology.rasa_url(0)}/conversations/{sender}/tracker",
             params={"token": topology.token}, timeout=30,
         ).json()
-        stored: List[str] = []
-        answered = True
-        for event in tracker.get("events", []):
-            if event.get("event") == "user":
-                if not answered:
-                    problems.append(f"{sender}: '{stored[-1]}' has no reply before the next message")
-                stored.append(str(event.get("text")))
-                answered = False
-            elif event.get("event") == "bot":
-                answered = True
-        if stored != sent:
-            problems.append(f"{sender}: sent {len(sent)} messages, tracker has {len(stored)} (or in another order)")
-        elif not answered:
-            problems.append(f"{sender}: the last message has no reply")
+        problems += conversation_problems(sender, tracker.get("events", []), sent)
     return problems
 
 

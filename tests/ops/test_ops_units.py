@@ -11,6 +11,7 @@ from bot.ops.load import LoadResult, Sample, percentile
 from bot.ops.prod import prod_settings, render_nginx, service_defaults, staff_side_env
 from bot.ops.rasa_main import keep_visitor_text_out_of_broker_logs, seconds_from_env
 from bot.ops.rest_channel import checked_rest_body
+from bot.ops.scale import conversation_problems
 from tests.e2e.ops_servers import PRIVATE_MARKERS, private_text_in_logs
 
 
@@ -117,3 +118,21 @@ def test_the_broker_error_log_keeps_no_visitor_text(monkeypatch: pytest.MonkeyPa
         (("pika.events.publish.failed",),
          {"host": "127.0.0.1", "rasa_event": {"sender_id": "v-1", "event": "user", "timestamp": 1.5}})
     ]
+
+
+def test_scale_check_allows_silence_only_while_the_staff_side_has_paused_the_conversation() -> None:
+    def user(text: str) -> dict:
+        return {"event": "user", "text": text}
+
+    bot = {"event": "bot", "text": "reply"}
+    sent = ["a person please", "thanks", "bye"]
+    handed_over = [user("a person please"), bot, {"event": "pause"}, bot, user("thanks"), user("bye")]
+    assert conversation_problems("v", handed_over, sent) == []
+    unpaused = [user("a person please"), bot, user("thanks"), user("bye")]
+    assert conversation_problems("v", unpaused, sent) == [
+        "v: 'thanks' has no reply before the next message", "v: the last message has no reply"
+    ]
+    resumed = [*handed_over[:3], {"event": "resume"}, user("thanks"), user("bye"), bot]
+    assert conversation_problems("v", resumed, sent) == ["v: 'thanks' has no reply before the next message"]
+    lost = conversation_problems("v", handed_over[:2], sent)
+    assert lost == ["v: sent 3 messages, tracker has 1 (or in another order)"]
