@@ -53,13 +53,13 @@ def create_account(args: argparse.Namespace, role: str) -> int:
 
 
 def run_worker() -> int:
-    from bot.handoff.rasa_api import RasaHttpApi
+    from bot.handoff.routing import conversation_control
     from bot.handoff.watcher import BackgroundWorkers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     upgrade(settings.database_url)
-    workers = BackgroundWorkers(settings, SystemClock(), RasaHttpApi(settings.rasa_api_url, settings.rasa_token))
+    workers = BackgroundWorkers(settings, SystemClock(), conversation_control(settings))
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
