@@ -7,6 +7,7 @@ Visitor messages (`"event": "user"`) go to the same `Watcher` decisions as the t
 
 - Rasa publishes before it commits the turn, so the consumer waits (briefly) for the stored row: the
   decisions read tracker facts (paused? form? recent intents?) by the row's id, as the poller does.
+  A visitor message still not stored 30 s after it was sent never will be (the turn failed): parked.
 - At least once: a message is acked only after it was handled, skipped (already handled, from before
   the first start) or ignored (not a visitor message). A failure is retried (nack + requeue after a
   growing pause) at most `max_attempts` times per consumer process, then the message is moved to the
@@ -50,8 +51,11 @@ PREFETCH = 20
 CONNECT_TIMEOUT_SECONDS = 5.0
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 30.0
-STORE_WAIT_SECONDS = 5.0
+STORE_WAIT_SECONDS = 2.0
 STORE_POLL_SECONDS = 0.05
+# A visitor message still not stored this long after Rasa stamped it never will be (the turn failed, or
+# the process died between publishing and committing): parked at once instead of retried.
+NEVER_STORED_AFTER_SECONDS = 30.0
 MAX_ATTEMPTS = 5
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 8.0
@@ -63,6 +67,10 @@ class UndecodableMessage(ValueError):
 
 class EventNotStored(RuntimeError):
     """The visitor message is not in the tracker store (yet): Rasa has not committed the turn."""
+
+
+class EventNeverStored(RuntimeError):
+    """The visitor message is old and still not in the tracker store: its turn was never saved."""
 
 
 class ConnectionLost(ConnectionError):
@@ -131,6 +139,7 @@ class BrokerConsumer:
         *,
         controls: Mapping[str, ConversationControl] | None = None,
         store_wait_seconds: float = STORE_WAIT_SECONDS,
+        never_stored_after_seconds: float = NEVER_STORED_AFTER_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
         retry_first_seconds: float = RETRY_FIRST_SECONDS,
         reconnect_max_seconds: float = RECONNECT_MAX_SECONDS,
@@ -142,6 +151,7 @@ class BrokerConsumer:
             controls if controls is not None else process_controls(settings)
         )
         self.store_wait_seconds = store_wait_seconds
+        self.never_stored_after_seconds = never_stored_after_seconds
         self.max_attempts = max_attempts
         self.retry_first_seconds = retry_first_seconds
         self.reconnect_max_seconds = reconnect_max_seconds
@@ -174,6 +184,9 @@ class BrokerConsumer:
             stored = self.reader.find_user_message(event.sender_id, event.timestamp, event.text)
             if stored is not None:
                 return stored
+            age = time.time() - event.timestamp
+            if age >= self.never_stored_after_seconds:
+                raise EventNeverStored(f"not in the tracker store {age:.0f} s after it was sent")
             if time.monotonic() >= deadline:
                 raise EventNotStored(f"no stored visitor message at {event.timestamp} in this conversation")
             time.sleep(STORE_POLL_SECONDS)
@@ -193,22 +206,31 @@ class BrokerConsumer:
     # --- delivery: ack, retry, park ------------------------------------------------------------------
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         assert self._one_at_a_time is not None
+        key = hashlib.sha256(message.body).hexdigest()
         async with self._one_at_a_time:  # in delivery order, one at a time (the lock is first come, first served)
-            key = hashlib.sha256(message.body).hexdigest()
             try:
                 outcome = await asyncio.to_thread(self.process, message.body, message.app_id)
-            except UndecodableMessage as error:
-                log.error("handoff: undecodable message on %s (%s); parked", self.settings.broker_queue, error)
-                await self._park(message, f"undecodable: {error}")
+            except (UndecodableMessage, EventNeverStored) as error:  # retrying cannot help
+                log.error("handoff: event on %s cannot be handled (%s); parked", self.settings.broker_queue, error)
+                await self._park(message, f"{type(error).__name__}: {error}")
                 return
             except Exception as error:
-                await self._retry_or_park(message, key, error)
+                delay = self._retry_delay(key, error)
+                if delay is None:
+                    await self._park(message, f"{type(error).__name__}: {error}")
+                    return
+            else:
+                self._attempts.pop(key, None)
+                if await self._settle(message.ack()):
+                    self.counts[outcome] += 1
                 return
-            self._attempts.pop(key, None)
-            if await self._settle(message.ack()):
-                self.counts[outcome] += 1
+        # Waits outside the lock: the events behind this one are handled meanwhile.
+        await asyncio.sleep(delay)
+        if await self._settle(message.nack(requeue=True)):
+            self.counts["requeued"] += 1
 
-    async def _retry_or_park(self, message: AbstractIncomingMessage, key: str, error: Exception) -> None:
+    def _retry_delay(self, key: str, error: Exception) -> float | None:
+        """Seconds before the event goes back to the queue, or None when its attempts are used up."""
         attempt = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempt
         reason = f"{type(error).__name__}: {error}"
@@ -218,16 +240,13 @@ class BrokerConsumer:
                 "handoff: event not handled (attempt %s of %s): %s; back in the queue in %.1f s",
                 attempt, self.max_attempts, reason, delay,
             )
-            await asyncio.sleep(delay)
-            if await self._settle(message.nack(requeue=True)):
-                self.counts["requeued"] += 1
-            return
+            return delay
         self._attempts.pop(key, None)
         log.error(
             "handoff: event not handled after %s attempts (%s); moved to queue %s for a person to look at",
             attempt, reason, self.parking_queue,
         )
-        await self._park(message, reason)
+        return None
 
     async def _park(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Kept in a durable queue of its own, then acked: the event is neither lost nor retried forever."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Mapping
 from urllib.parse import quote
 
 import yaml
@@ -92,12 +92,13 @@ def rasa_token(settings: Runtime) -> str:
     return token_file.read_text(encoding="utf-8").strip() if token_file.exists() else ""
 
 
-def broker_url_from_env() -> str:
+def broker_url_from_env(env: Mapping[str, str] | None = None) -> str:
     """The same RabbitMQ the Rasa servers publish to (the RABBITMQ_* variables of endpoints.prod.yml)."""
-    user = quote(os.environ.get("RABBITMQ_USER") or "guest", safe="")
-    password = quote(os.environ.get("RABBITMQ_PASSWORD") or "guest", safe="")
-    host = os.environ.get("RABBITMQ_HOST") or "127.0.0.1"
-    port = os.environ.get("RABBITMQ_PORT") or "5672"
+    values = os.environ if env is None else env
+    user = quote(values.get("RABBITMQ_USER") or "guest", safe="")
+    password = quote(values.get("RABBITMQ_PASSWORD") or "guest", safe="")
+    host = values.get("RABBITMQ_HOST") or "127.0.0.1"
+    port = values.get("RABBITMQ_PORT") or "5672"
     return f"amqp://{user}:{password}@{host}:{port}/"
 
 

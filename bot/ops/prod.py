@@ -210,6 +210,26 @@ def staff_side_env(settings: ProdSettings, env: Dict[str, str]) -> Dict[str, str
     return staff
 
 
+def delete_event_queues(env: Dict[str, str]) -> None:
+    """Removes RABBITMQ_QUEUE (and its parking queue) and RABBITMQ_EXCHANGE: for throwaway deployments
+    (tests, benchmarks) that use names of their own, so that nothing piles up in a shared RabbitMQ."""
+    import asyncio
+
+    import aio_pika
+
+    from bot.handoff.config import broker_url_from_env
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(broker_url_from_env(env), timeout=5)
+        async with connection:
+            channel = await connection.channel()
+            for name in (env["RABBITMQ_QUEUE"], f"{env['RABBITMQ_QUEUE']}_parked"):
+                await channel.queue_delete(name)
+            await channel.exchange_delete(env["RABBITMQ_EXCHANGE"])
+
+    asyncio.run(delete())
+
+
 @dataclass
 class Topology:
     """The processes of one production deployment on this machine; start(), wait_until_ready(), stop()."""

@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -18,16 +19,14 @@ import requests
 
 from bot.ops.load import OURS_SCRIPTS, LoadResult, percentile, run_load, summary
 from bot.ops.procs import free_port
-from bot.ops.prod import Topology, build_topology
+from bot.ops.prod import Topology, build_topology, delete_event_queues
 
-# This benchmark's own database, Redis db and queue, so it never mixes with a running deployment.
+# This benchmark's own database and Redis db, so it never mixes with a running deployment.
 BENCH_SERVICES = {
     "TRACKER_DB_NAME": "bench_scale_tracker",
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/bench_scale_app",
     "REDIS_LOCK_DB": "5",
     "REDIS_KEY_PREFIX": "benchscale",
-    "RABBITMQ_EXCHANGE": "bench-scale-events",
-    "RABBITMQ_QUEUE": "bench_scale_events",
 }
 
 
@@ -35,6 +34,10 @@ def topology_env(processes: int, var_dir: Path) -> Dict[str, str]:
     env = dict(os.environ)
     for name, value in BENCH_SERVICES.items():
         env.setdefault(name, value)
+    # An exchange and queue of each run's own (the staff side consumes the queue; measure() deletes them).
+    tag = uuid.uuid4().hex[:10]
+    env.setdefault("RABBITMQ_EXCHANGE", f"bench-scale-events-{tag}")
+    env.setdefault("RABBITMQ_QUEUE", f"bench_scale_events_{tag}")
     first_rasa = free_port()
     while not all(_free(first_rasa + offset) for offset in range(processes)):
         first_rasa = free_port()
@@ -119,6 +122,10 @@ async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult,
     finally:
         topology.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
+        try:
+            delete_event_queues(topology.env)
+        except Exception as error:  # RabbitMQ gone: the figures above still stand
+            print(f"  (could not delete the run's RabbitMQ queue: {error})", flush=True)
 
 
 async def compare_process_counts(args: argparse.Namespace) -> int:

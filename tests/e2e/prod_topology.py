@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Dict
 
-import aio_pika
 import requests
 
-from bot.ops.prod import Topology, build_topology
+from bot.ops.prod import Topology, build_topology, delete_event_queues
 from bot.ops.scale import topology_env
 
 # The tests' own database names and Redis db: nothing shared with other users of these services.
@@ -45,17 +43,7 @@ def start_topology(var_dir: Path, processes: int, overrides: Dict[str, str] | No
 def stop_topology(topology: Topology) -> None:
     """Stops every process, then deletes this run's RabbitMQ queues and exchange."""
     topology.stop()
-
-    async def delete() -> None:
-        connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
-        async with connection:
-            channel = await connection.channel()
-            queue = topology.env["RABBITMQ_QUEUE"]
-            for name in (queue, f"{queue}_parked"):
-                await channel.queue_delete(name)
-            await channel.exchange_delete(topology.env["RABBITMQ_EXCHANGE"])
-
-    asyncio.run(delete())
+    delete_event_queues(topology.env)
 
 
 def public_url(topology: Topology) -> str:

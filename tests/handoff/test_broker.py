@@ -201,10 +201,34 @@ def test_an_event_that_cannot_be_handled_is_parked_after_the_last_attempt_not_lo
     assert sorted(body for body, _ in parked) == sorted([b"<html>not an event</html>", never_stored])
     reasons = {body: headers["x-parked-reason"] for body, headers in parked}
     assert reasons[never_stored].startswith("EventNotStored")
-    assert reasons[b"<html>not an event</html>"].startswith("undecodable")
+    assert reasons[b"<html>not an event</html>"].startswith("UndecodableMessage")
     assert queues.waiting(queues.queue) == 0 and tickets(broker_settings) == []
     errors = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
     assert any("after 3 attempts" in line and queues.parked in line for line in errors), errors
+
+
+def test_a_turn_that_was_never_stored_neither_holds_up_the_others_nor_is_retried_for_ever(
+    broker_settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile,
+    queues: ThrowawayQueues,
+) -> None:
+    """A Rasa process killed between publishing and committing leaves events that will never be stored."""
+    stale = visitor("I want to die", "risk_acute")
+    stale.timestamp = time.time() - 600  # sent ten minutes ago, still not stored: never will be
+    fresh_but_lost = visitor("a person please", "request_human")
+    options = dict(store_wait_seconds=0.3, retry_first_seconds=2.0, max_attempts=3)
+    with consuming(consumer_for(broker_settings, clock, rasa, **options)) as consumer:
+        queues.publish(rasa_body("lost-1", stale))
+        queues.publish(rasa_body("lost-2", fresh_but_lost))
+        started = time.monotonic()
+        say(trackers, queues, "v1", visitor("can I talk to a person", "request_human"))
+        wait_until(lambda: consumer.counts["handled"] == 1, 10, "the good event handled")
+        handled_after = time.monotonic() - started
+        assert consumer.counts["parked"] == 1 and consumer.counts["requeued"] == 0  # the stale one, at once
+        # ... while the fresh lost one waits for its next attempt outside the line.
+        assert handled_after < 1.5, handled_after
+    assert tickets(broker_settings) == [("v1", "asked_for_person", None)]
+    parked = queues.take_all(queues.parked)
+    assert [headers["x-parked-reason"].split(":")[0] for _, headers in parked] == ["EventNeverStored"]
 
 
 def test_messages_from_before_the_first_start_are_history(
