@@ -8,6 +8,7 @@ sent, each followed by the assistant's reply before the next one.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import tempfile
@@ -123,7 +124,7 @@ async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult,
         topology.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
         try:
-            delete_event_queues(topology.env)
+            await asyncio.to_thread(delete_event_queues, topology.env)  # it runs its own event loop
         except Exception as error:  # RabbitMQ gone: the figures above still stand
             print(f"  (could not delete the run's RabbitMQ queue: {error})", flush=True)
 
