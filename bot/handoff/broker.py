@@ -5,6 +5,7 @@ JSON, `{"sender_id": …, "event": "user", "timestamp": …, "text": …, "parse
 exchange bound to RABBITMQ_QUEUE, and sets the message's app_id to the process's RASA_ENVIRONMENT.
 Visitor messages (`"event": "user"`) go to the same `Watcher` decisions as the tracker-store poller's.
 
+- Up to CONCURRENCY conversations are handled at once; one conversation's events in delivery order.
 - Rasa publishes before it commits the turn, so the consumer waits (briefly) for the stored row: the
   decisions read tracker facts (paused? form? recent intents?) by the row's id, as the poller does.
   A visitor message still not stored 30 s after it was sent never will be (the turn failed): parked.
@@ -29,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping
 from urllib.parse import urlsplit
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 SOURCE = "broker"
 BASELINE_NAME = "broker_baseline"
 PREFETCH = 20
+CONCURRENCY = 4  # conversations handled at once (each handoff waits on a few calls to Rasa's HTTP API)
 CONNECT_TIMEOUT_SECONDS = 5.0
 RECONNECT_FIRST_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 30.0
@@ -117,6 +119,14 @@ def decode(body: bytes, app_id: str | None = None) -> BrokerEvent:
     )
 
 
+@dataclass
+class _ConversationLine:
+    """One conversation's deliveries queue on its lock; forgotten when none holds or awaits it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    deliveries: int = 0
+
+
 def display_address(url: str) -> str:
     """host:port only: the URL carries the password."""
     parts = urlsplit(url)
@@ -162,13 +172,13 @@ class BrokerConsumer:
         self._attempts: Dict[str, int] = {}
         self._baseline: int | None = None
         self._channel: AbstractChannel | None = None
-        self._one_at_a_time: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._conversations: Dict[str, _ConversationLine] = {}
         self._failures = 0
 
     # --- handling one message (synchronous: runs in a worker thread) -------------------------------
-    def process(self, body: bytes, app_id: str | None = None) -> str:
+    def process(self, event: BrokerEvent) -> str:
         """handled | skipped | ignored; raises when the event could not be handled (then it is retried)."""
-        event = decode(body, app_id)
         if event.type_name != "user":
             return "ignored"
         stored = self._wait_until_stored(event)
@@ -205,29 +215,53 @@ class BrokerConsumer:
 
     # --- delivery: ack, retry, park ------------------------------------------------------------------
     async def on_message(self, message: AbstractIncomingMessage) -> None:
-        assert self._one_at_a_time is not None
+        assert self._slots is not None
         key = hashlib.sha256(message.body).hexdigest()
-        async with self._one_at_a_time:  # in delivery order, one at a time (the lock is first come, first served)
-            try:
-                outcome = await asyncio.to_thread(self.process, message.body, message.app_id)
-            except (UndecodableMessage, EventNeverStored) as error:  # retrying cannot help
-                log.error("handoff: event on %s cannot be handled (%s); parked", self.settings.broker_queue, error)
-                await self._park(message, f"{type(error).__name__}: {error}")
-                return
-            except Exception as error:
-                delay = self._retry_delay(key, error)
-                if delay is None:
-                    await self._park(message, f"{type(error).__name__}: {error}")
-                    return
-            else:
-                self._attempts.pop(key, None)
-                if await self._settle(message.ack()):
-                    self.counts[outcome] += 1
-                return
-        # Waits outside the lock: the events behind this one are handled meanwhile.
+        try:
+            event = decode(message.body, message.app_id)
+        except UndecodableMessage as error:  # retrying cannot help
+            log.error("handoff: event on %s cannot be handled (%s); parked", self.settings.broker_queue, error)
+            await self._park(message, f"{type(error).__name__}: {error}")
+            return
+        if event.type_name != "user":  # nothing to do: no database, no waiting
+            if await self._settle(message.ack()):
+                self.counts["ignored"] += 1
+            return
+        # One conversation's events in delivery order (asyncio locks are first come, first served);
+        # different conversations side by side, so one slow handoff does not hold up the others.
+        line = self._conversations.setdefault(event.sender_id, _ConversationLine())
+        line.deliveries += 1
+        try:
+            async with line.lock, self._slots:
+                delay = await self._handle(message, key, event)
+        finally:
+            line.deliveries -= 1
+            if line.deliveries == 0:
+                del self._conversations[event.sender_id]
+        if delay is None:
+            return
+        # Waits outside the line: the events behind this one are handled meanwhile.
         await asyncio.sleep(delay)
         if await self._settle(message.nack(requeue=True)):
             self.counts["requeued"] += 1
+
+    async def _handle(self, message: AbstractIncomingMessage, key: str, event: BrokerEvent) -> float | None:
+        """Acks or parks the message; returns the delay before requeueing it when it is to be retried."""
+        try:
+            outcome = await asyncio.to_thread(self.process, event)
+        except EventNeverStored as error:  # retrying cannot help
+            log.error("handoff: event on %s cannot be handled (%s); parked", self.settings.broker_queue, error)
+            await self._park(message, f"{type(error).__name__}: {error}")
+            return None
+        except Exception as error:
+            delay = self._retry_delay(key, error)
+            if delay is None:
+                await self._park(message, f"{type(error).__name__}: {error}")
+            return delay
+        self._attempts.pop(key, None)
+        if await self._settle(message.ack()):
+            self.counts[outcome] += 1
+        return None
 
     def _retry_delay(self, key: str, error: Exception) -> float | None:
         """Seconds before the event goes back to the queue, or None when its attempts are used up."""
@@ -278,7 +312,7 @@ class BrokerConsumer:
     # --- connection ------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Consumes until `stop` is set, reconnecting with backoff whenever RabbitMQ goes away."""
-        self._one_at_a_time = asyncio.Lock()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
         while not stop.is_set():
             try:
                 await self._consume(stop)

@@ -231,6 +231,25 @@ def test_a_turn_that_was_never_stored_neither_holds_up_the_others_nor_is_retried
     assert [headers["x-parked-reason"].split(":")[0] for _, headers in parked] == ["EventNeverStored"]
 
 
+def test_a_slow_handoff_does_not_hold_up_other_conversations(
+    broker_settings: HandoffSettings, clock: ManualClock, trackers: TrackerFile, queues: ThrowawayQueues,
+) -> None:
+    class SlowForOne(FakeRasa):
+        def pause(self, conversation_id: str) -> None:
+            if conversation_id == "slow":
+                time.sleep(2.0)  # e.g. the Rasa process is busy with this conversation
+            super().pause(conversation_id)
+
+    rasa = SlowForOne(trackers)
+    with consuming(consumer_for(broker_settings, clock, rasa)) as consumer:
+        say(trackers, queues, "slow", visitor("a person please", "request_human"))
+        wait_until(lambda: tickets(broker_settings) != [], 5, "the slow one's ticket")
+        say(trackers, queues, "fast", visitor("I want to die", "risk_acute"))
+        wait_until(lambda: ("pause", "fast") in rasa.calls, 1.5, "the other conversation handed over meanwhile")
+        assert ("pause", "slow") not in rasa.calls
+        wait_until(lambda: consumer.counts["handled"] == 2, 10, "both handled")
+
+
 def test_messages_from_before_the_first_start_are_history(
     broker_settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile,
     queues: ThrowawayQueues,
