@@ -1,8 +1,9 @@
 """`python -m bot.handoff create-admin` (the first admin) and `python -m bot.handoff worker`.
 
 create-admin reads the password from the terminal, or from stdin with --password-stdin (scripts, CI).
-worker runs the tracker watcher and the notifier on their own, for when the website runs with
-HANDOFF_WORKERS=0 (e.g. several website replicas, with exactly one worker process).
+worker runs the watcher (its event source per HANDOFF_EVENT_SOURCE: tracker-store poller or RabbitMQ
+consumer) and the notifier on their own, for when the website runs with HANDOFF_WORKERS=0 (e.g. several
+website replicas, with exactly one worker process).
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def create_account(args: argparse.Namespace, role: str) -> int:
 
 
 def run_worker() -> int:
-    from bot.handoff.rasa_api import RasaHttpApi
+    from bot.handoff.routing import conversation_control
     from bot.handoff.watcher import BackgroundWorkers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     upgrade(settings.database_url)
-    workers = BackgroundWorkers(settings, SystemClock(), RasaHttpApi(settings.rasa_api_url, settings.rasa_token))
+    workers = BackgroundWorkers(settings, SystemClock(), conversation_control(settings))
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
@@ -78,7 +79,7 @@ def main(argv: List[str]) -> int:
         command.add_argument("--username", required=True)
         command.add_argument("--first-name", required=True, help="shown to visitors next to staff replies")
         command.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    commands.add_parser("worker", help="run the tracker watcher and the notifier without the website")
+    commands.add_parser("worker", help="run the watcher and the notifier without the website")
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Tuple
+from urllib.parse import quote
 
 import yaml
 
-from bot.settings import Runtime, runtime
+from bot.settings import ConfigError, Runtime, runtime
 
 
 def _float(name: str, default: float) -> float:
@@ -44,6 +45,21 @@ class HandoffSettings:
     login_max_failures: int = 5
     login_window_minutes: float = 15.0
     trusted_proxies: Tuple[str, ...] = ()
+    # Where the watcher learns of new visitor messages: "tracker" polls the tracker store (make run),
+    # "broker" consumes Rasa's events from RabbitMQ (make run-prod). See bot/handoff/broker.py.
+    event_source: str = "tracker"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    broker_exchange: str = "harbor-events"
+    broker_queue: str = "harbor_staff_events"
+    # Rasa process name (its RASA_ENVIRONMENT, the app_id of what it publishes) -> its HTTP API URL.
+    rasa_processes: Dict[str, str] = field(default_factory=dict)
+
+
+EVENT_SOURCES = ("tracker", "broker")
+
+
+class HandoffConfigError(ConfigError):
+    """A staff-side setting that cannot work (named in the message)."""
 
 
 def _tracker_url_from_endpoints(settings: Runtime) -> str:
@@ -81,8 +97,33 @@ def rasa_token(settings: Runtime) -> str:
     return token_file.read_text(encoding="utf-8").strip() if token_file.exists() else ""
 
 
+def broker_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    """The same RabbitMQ the Rasa servers publish to (the RABBITMQ_* variables of endpoints.prod.yml)."""
+    values = os.environ if env is None else env
+    user = quote(values.get("RABBITMQ_USER") or "guest", safe="")
+    password = quote(values.get("RABBITMQ_PASSWORD") or "guest", safe="")
+    host = values.get("RABBITMQ_HOST") or "127.0.0.1"
+    port = values.get("RABBITMQ_PORT") or "5672"
+    return f"amqp://{user}:{password}@{host}:{port}/"
+
+
+def rasa_processes_from_env() -> Dict[str, str]:
+    """`HANDOFF_RASA_PROCESSES="rasa-1=http://10.0.0.5:5005,rasa-2=http://10.0.0.6:5005"`."""
+    processes: Dict[str, str] = {}
+    for item in (os.environ.get("HANDOFF_RASA_PROCESSES") or "").split(","):
+        name, _, url = item.strip().partition("=")
+        if name and url:
+            processes[name.strip()] = url.strip()
+        elif item.strip():
+            raise HandoffConfigError(f"HANDOFF_RASA_PROCESSES: {item.strip()!r} is not name=url")
+    return processes
+
+
 def load_settings(base: Runtime | None = None) -> HandoffSettings:
     settings = base or runtime()
+    event_source = (os.environ.get("HANDOFF_EVENT_SOURCE") or "tracker").strip().lower()
+    if event_source not in EVENT_SOURCES:
+        raise HandoffConfigError(f"HANDOFF_EVENT_SOURCE={event_source!r}: use one of {', '.join(EVENT_SOURCES)}")
     return HandoffSettings(
         database_url=settings.database_url,
         tracker_store_url=os.environ.get("TRACKER_STORE_URL") or _tracker_url_from_endpoints(settings),
@@ -104,4 +145,9 @@ def load_settings(base: Runtime | None = None) -> HandoffSettings:
         trusted_proxies=tuple(
             address.strip() for address in os.environ.get("HANDOFF_TRUSTED_PROXIES", "").split(",") if address.strip()
         ),
+        event_source=event_source,
+        broker_url=broker_url_from_env(),
+        broker_exchange=os.environ.get("RABBITMQ_EXCHANGE") or "harbor-events",
+        broker_queue=os.environ.get("RABBITMQ_QUEUE") or "harbor_staff_events",
+        rasa_processes=rasa_processes_from_env(),
     )

@@ -1,4 +1,5 @@
-"""Tables of the staff side: accounts, sessions, login attempts, tickets, audit log, outbox, watcher cursor."""
+"""Tables of the staff side: accounts, sessions, login attempts, tickets, audit log, notification outbox,
+watcher cursor, handled events."""
 
 from __future__ import annotations
 
@@ -122,3 +123,15 @@ class WatcherCursor(Base):
 
     name = Column(String(64), primary_key=True)
     last_event_id = Column(Integer, nullable=False)
+
+
+class HandledEvent(Base):
+    """A tracker event the staff side has acted on; a second delivery of it (broker redelivery) is skipped."""
+
+    __tablename__ = "handoff_handled_events"
+
+    event_id = Column(Integer, primary_key=True, autoincrement=False)  # id in Rasa's tracker store
+    conversation_id = Column(String(255), primary_key=True)
+    source = Column(String(16), nullable=False)  # "tracker" (poller) or "broker" (RabbitMQ consumer)
+    publisher = Column(String(64), nullable=True)  # the Rasa process that handled the turn (broker only)
+    handled_at = Column(DateTime(timezone=True), nullable=False, index=True)

@@ -101,6 +101,26 @@ class TrackerStoreReader:
         query = select(EVENTS).where(EVENTS.c.sender_id == sender_id, EVENTS.c.id > after_id).order_by(EVENTS.c.id)
         return self._run(query)
 
+    def find_user_message(self, sender_id: str, timestamp: float, text: str | None) -> TrackerEvent | None:
+        """The stored row of a visitor message known by its conversation and timestamp (a broker message
+        carries no tracker-store id). None until Rasa has committed the turn."""
+        if not self.ready():
+            return None
+        # Both sides store the same float; the window only absorbs a database's rounding.
+        query = (
+            select(EVENTS)
+            .where(
+                EVENTS.c.sender_id == sender_id,
+                EVENTS.c.type_name == "user",
+                EVENTS.c.timestamp.between(timestamp - 1e-3, timestamp + 1e-3),
+            )
+            .order_by(EVENTS.c.id)
+        )
+        found = self._run(query)
+        same_text = [event for event in found if event.data.get("text") == text]
+        candidates = same_text or found
+        return candidates[0] if candidates else None
+
     def is_paused_before(self, sender_id: str, event_id: int) -> bool:
         """Whether the conversation was paused when this event arrived (the last state change decides)."""
         query = (
@@ -123,6 +143,22 @@ class TrackerStoreReader:
         with self.engine.connect() as connection:
             raw = connection.execute(query).scalar()
         return (json.loads(raw) if raw else {}).get("name")
+
+    def last_action_before(self, sender_id: str, event_id: int) -> str | None:
+        """The assistant's last action before this event (action_listen aside): what the visitor answered."""
+        query = (
+            select(EVENTS.c.action_name)
+            .where(
+                EVENTS.c.sender_id == sender_id,
+                EVENTS.c.id < event_id,
+                EVENTS.c.type_name == "action",
+                EVENTS.c.action_name != "action_listen",
+            )
+            .order_by(EVENTS.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
 
     def recent_user_intents(self, sender_id: str, up_to_id: int, count: int) -> List[str | None]:
         query = (

@@ -20,6 +20,16 @@ from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 DEFAULT_WAIT_SECONDS = 0.1
+# KEYS: the queue (sorted set), the ticket counter; ARGV: the alive keys' prefix, the lifetime in ms.
+# Idle conversations leave nothing behind: every key expires.
+ENQUEUE_SCRIPT = """
+local ticket = redis.call('INCR', KEYS[2])
+redis.call('SET', ARGV[1] .. ticket, 1, 'PX', ARGV[2])
+redis.call('ZADD', KEYS[1], ticket, ticket)
+redis.call('PEXPIRE', KEYS[1], ARGV[2] * 2)
+redis.call('PEXPIRE', KEYS[2], ARGV[2] * 2)
+return ticket
+"""
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -31,21 +41,19 @@ class AtomicRedisLockStore(RedisLockStore):
     def _keys(self, conversation_id: str) -> tuple[str, str]:
         return f"{self.key_prefix}q:{conversation_id}", f"{self.key_prefix}n:{conversation_id}"
 
+    def _alive_prefix(self, conversation_id: str) -> str:
+        return f"{self.key_prefix}alive:{conversation_id}:"
+
     def _alive_key(self, conversation_id: str, ticket: int) -> str:
-        return f"{self.key_prefix}alive:{conversation_id}:{ticket}"
+        return f"{self._alive_prefix(conversation_id)}{ticket}"
 
     def _enqueue(self, conversation_id: str, lifetime: float) -> int:
         queue, counter = self._keys(conversation_id)
-        ticket = int(self.red.incr(counter))
         lifetime_ms = max(1, int(lifetime * 1000))
-        pipeline = self.red.pipeline(transaction=True)
-        pipeline.set(self._alive_key(conversation_id, ticket), 1, px=lifetime_ms)
-        pipeline.zadd(queue, {str(ticket): ticket})
-        # Idle conversations leave nothing behind.
-        pipeline.pexpire(queue, lifetime_ms * 2)
-        pipeline.pexpire(counter, lifetime_ms * 2)
-        pipeline.execute()
-        return ticket
+        # One script, so one atomic step: with INCR and ZADD as separate commands, a later ticket could be
+        # queued (and served, being alone) before an earlier one, and then both processes held the lock.
+        ticket = self.red.eval(ENQUEUE_SCRIPT, 2, queue, counter, self._alive_prefix(conversation_id), lifetime_ms)
+        return int(ticket)
 
     def _dequeue(self, conversation_id: str, ticket: int) -> None:
         queue, _ = self._keys(conversation_id)

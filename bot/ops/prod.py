@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
+from urllib.parse import quote
 
 import jinja2
 import requests
@@ -181,6 +182,54 @@ def ensure_application_database(database_url: str) -> None:
         connection.close()
 
 
+def rasa_process_name(index: int) -> str:
+    return f"rasa-{index + 1}"
+
+
+def tracker_store_url(env: Dict[str, str]) -> str:
+    """The PostgreSQL tracker store of endpoints.prod.yml, as the staff side reads it."""
+    user = quote(env["TRACKER_DB_USER"], safe="")
+    password = quote(env["TRACKER_DB_PASSWORD"], safe="")
+    credentials = f"{user}:{password}" if password else user
+    return (
+        f"postgresql://{credentials}@{env['TRACKER_DB_HOST']}:{env['TRACKER_DB_PORT']}/{env['TRACKER_DB_NAME']}"
+    )
+
+
+def staff_side_env(settings: ProdSettings, env: Dict[str, str]) -> Dict[str, str]:
+    """The website process runs the staff side: it consumes RABBITMQ_QUEUE (no polling of the tracker
+    store), reads conversations from PostgreSQL and talks to the Rasa processes' HTTP API."""
+    staff = dict(env)
+    staff.setdefault("HANDOFF_EVENT_SOURCE", "broker")
+    staff.setdefault("TRACKER_STORE_URL", tracker_store_url(env))
+    staff.setdefault("RASA_API_URL", f"http://127.0.0.1:{settings.rasa_ports[0]}")
+    staff.setdefault(
+        "HANDOFF_RASA_PROCESSES",
+        ",".join(f"{rasa_process_name(i)}=http://127.0.0.1:{port}" for i, port in enumerate(settings.rasa_ports)),
+    )
+    return staff
+
+
+def delete_event_queues(env: Dict[str, str]) -> None:
+    """Removes RABBITMQ_QUEUE (and its parking queue) and RABBITMQ_EXCHANGE: for throwaway deployments
+    (tests, benchmarks) that use names of their own, so that nothing piles up in a shared RabbitMQ."""
+    import asyncio
+
+    import aio_pika
+
+    from bot.handoff.config import broker_url_from_env
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(broker_url_from_env(env), timeout=5)
+        async with connection:
+            channel = await connection.channel()
+            for name in (env["RABBITMQ_QUEUE"], f"{env['RABBITMQ_QUEUE']}_parked"):
+                await channel.queue_delete(name)
+            await channel.exchange_delete(env["RABBITMQ_EXCHANGE"])
+
+    asyncio.run(delete())
+
+
 @dataclass
 class Topology:
     """The processes of one production deployment on this machine; start(), wait_until_ready(), stop()."""
@@ -203,9 +252,11 @@ class Topology:
 
     def start_rasa(self, index: int) -> None:
         port = self.settings.rasa_ports[index]
-        self.processes[f"rasa-{index + 1}"] = spawn(
-            self.rasa_command(port), PROJECT_ROOT, self.env, self.settings.log_dir / f"rasa-{index + 1}.log"
-        )
+        name = rasa_process_name(index)
+        # Rasa's broker stamps what it publishes with RASA_ENVIRONMENT (the message's app_id): the staff
+        # side sends its pauses and replies back to the process that holds the visitor's socket.
+        env = {**self.env, "RASA_ENVIRONMENT": name}
+        self.processes[name] = spawn(self.rasa_command(port), PROJECT_ROOT, env, self.settings.log_dir / f"{name}.log")
 
     def start(self) -> None:
         settings = self.settings
@@ -225,7 +276,7 @@ class Topology:
         )
         for index in range(len(settings.rasa_ports)):
             self.start_rasa(index)
-        web_env = dict(self.env)
+        web_env = staff_side_env(settings, self.env)
         # The page points its chat at the public address (nginx), which forwards /socket.io/ to Rasa.
         web_env["RASA_PORT"] = str(settings.public_port)
         # nginx reaches the website from 127.0.0.1: the staff console's login limit then counts the

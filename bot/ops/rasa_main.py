@@ -53,6 +53,10 @@ as before). States without a previous action (conversation start) take Rasa's fu
 Rasa's version first combined every sequence feature too (thrown away) and stacked the sentence features
 pair by pair, converting formats each time: ~5% of the server's time. The row has the same entries in
 the same (sorted) order and the same dtype, so the classifier computes the same numbers.
+11. No visitor text in the event broker's error log. When RabbitMQ is unreachable, Rasa's pika broker
+logs every event it could not publish at ERROR level, "reduced" by dropping parse_data only: the
+visitor's text (and the bot's reply) went into the log. Its log calls now keep only the event's type,
+conversation id and timestamp (found by tests/e2e/test_prod_broker_down.py).
 
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
@@ -279,6 +283,32 @@ def index_rule_lookups() -> None:
         return found
 
     RulePolicy._get_possible_keys = possible_keys
+BROKER_LOG_FIELDS = ("sender_id", "event", "timestamp")
+
+
+class _EventTextRedactingLogger:
+    """Passes every call on to Rasa's logger with `rasa_event` cut down to BROKER_LOG_FIELDS."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrapped = wrapped
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._wrapped, name)
+
+        def call(*args: Any, **fields: Any) -> Any:
+            event = fields.get("rasa_event")
+            if isinstance(event, dict):
+                fields["rasa_event"] = {key: event.get(key) for key in BROKER_LOG_FIELDS}
+            return method(*args, **fields)
+
+        return call
+
+
+def keep_visitor_text_out_of_broker_logs() -> None:
+    import rasa.core.brokers.pika as pika_broker
+
+    if not isinstance(pika_broker.structlogger, _EventTextRedactingLogger):
+        pika_broker.structlogger = _EventTextRedactingLogger(pika_broker.structlogger)
 
 
 def limit_request_size() -> None:
@@ -304,6 +334,7 @@ def main() -> None:
     apply_action_timeout(seconds_from_env(ACTION_TIMEOUT_ENV, DEFAULT_ACTION_TIMEOUT_SECONDS))
     shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
     speed_ups()
+    keep_visitor_text_out_of_broker_logs()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()

@@ -8,26 +8,26 @@ sent, each followed by the assistant's reply before the next one.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import requests
 
 from bot.ops.load import OURS_SCRIPTS, LoadResult, percentile, run_load, summary
 from bot.ops.procs import free_port
-from bot.ops.prod import Topology, build_topology
+from bot.ops.prod import Topology, build_topology, delete_event_queues
 
-# This benchmark's own database, Redis db and queue, so it never mixes with a running deployment.
+# This benchmark's own database and Redis db, so it never mixes with a running deployment.
 BENCH_SERVICES = {
     "TRACKER_DB_NAME": "bench_scale_tracker",
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/bench_scale_app",
     "REDIS_LOCK_DB": "5",
     "REDIS_KEY_PREFIX": "benchscale",
-    "RABBITMQ_EXCHANGE": "bench-scale-events",
-    "RABBITMQ_QUEUE": "bench_scale_events",
 }
 
 
@@ -35,6 +35,10 @@ def topology_env(processes: int, var_dir: Path) -> Dict[str, str]:
     env = dict(os.environ)
     for name, value in BENCH_SERVICES.items():
         env.setdefault(name, value)
+    # An exchange and queue of each run's own (the staff side consumes the queue; measure() deletes them).
+    tag = uuid.uuid4().hex[:10]
+    env.setdefault("RABBITMQ_EXCHANGE", f"bench-scale-events-{tag}")
+    env.setdefault("RABBITMQ_QUEUE", f"bench_scale_events_{tag}")
     first_rasa = free_port()
     while not all(_free(first_rasa + offset) for offset in range(processes)):
         first_rasa = free_port()
@@ -56,28 +60,42 @@ def _free(port: int) -> bool:
     return port_is_free("127.0.0.1", port)
 
 
+def conversation_problems(sender: str, events: List[Dict[str, Any]], sent: List[str]) -> List[str]:
+    """One conversation's stored events against what was sent: nothing lost, repeated or reordered, and
+    each message answered before the next, except while the staff side has paused the conversation
+    (a handoff: Rasa then stores the visitor's messages and answers none of them)."""
+    problems = []
+    stored: List[str] = []
+    answered, paused = True, False
+    for event in events:
+        kind = event.get("event")
+        if kind == "pause":
+            paused = True
+        elif kind in ("resume", "restart", "session_started"):
+            paused = False
+        elif kind == "user":
+            if not answered:
+                problems.append(f"{sender}: '{stored[-1]}' has no reply before the next message")
+            stored.append(str(event.get("text")))
+            answered = paused
+        elif kind == "bot":
+            answered = True
+    if stored != sent:
+        problems.append(f"{sender}: sent {len(sent)} messages, tracker has {len(stored)} (or in another order)")
+    elif not answered:
+        problems.append(f"{sender}: the last message has no reply")
+    return problems
+
+
 def tracker_problems(topology: Topology, transcripts: Dict[str, List[str]]) -> List[str]:
-    """Every conversation's stored turns against what was sent: nothing lost, repeated or reordered."""
+    """Every conversation's tracker, read back from the shared tracker store, checked as above."""
     problems = []
     for sender, sent in transcripts.items():
         tracker = requests.get(
             f"{topology.rasa_url(0)}/conversations/{sender}/tracker",
             params={"token": topology.token}, timeout=30,
         ).json()
-        stored: List[str] = []
-        answered = True
-        for event in tracker.get("events", []):
-            if event.get("event") == "user":
-                if not answered:
-                    problems.append(f"{sender}: '{stored[-1]}' has no reply before the next message")
-                stored.append(str(event.get("text")))
-                answered = False
-            elif event.get("event") == "bot":
-                answered = True
-        if stored != sent:
-            problems.append(f"{sender}: sent {len(sent)} messages, tracker has {len(stored)} (or in another order)")
-        elif not answered:
-            problems.append(f"{sender}: the last message has no reply")
+        problems += conversation_problems(sender, tracker.get("events", []), sent)
     return problems
 
 
@@ -105,6 +123,10 @@ async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult,
     finally:
         topology.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
+        try:
+            await asyncio.to_thread(delete_event_queues, topology.env)  # it runs its own event loop
+        except Exception as error:  # RabbitMQ gone: the figures above still stand
+            print(f"  (could not delete the run's RabbitMQ queue: {error})", flush=True)
 
 
 async def compare_process_counts(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ node_modules, installed by `npm ci`), so no request ever goes to a third party.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Awaitable, Callable, Dict
 
@@ -114,6 +115,18 @@ def create_app(settings: Runtime, public_rasa_url: str) -> web.Application:
     return app
 
 
+def log_staff_side() -> None:
+    """The staff side's own lines (which event source, broker connection, retries) at INFO on stderr.
+    Only `bot.handoff`: aiohttp's access log would write query strings, so it stays off."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    staff = logging.getLogger("bot.handoff")
+    staff.setLevel(logging.INFO)
+    staff.addHandler(handler)
+    staff.propagate = False
+
+
 def main() -> None:
+    log_staff_side()
     settings = runtime()
     web.run_app(create_app(settings, settings.rasa_url), host=settings.host, port=settings.web_port, print=None)

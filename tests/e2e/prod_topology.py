@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Dict
 
 import requests
 
-from bot.ops.prod import Topology, build_topology
+from bot.ops.prod import Topology, build_topology, delete_event_queues
 from bot.ops.scale import topology_env
 
-# The tests' own database names, Redis db and queue: nothing shared with other users of these services.
+# The tests' own database names and Redis db: nothing shared with other users of these services.
 TEST_SERVICES = {
     "TRACKER_DB_NAME": "prod_test_tracker",
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/prod_test_app",
     "REDIS_LOCK_DB": "5",
     "REDIS_KEY_PREFIX": "prodtest",
-    "RABBITMQ_EXCHANGE": "prod-test-events",
-    "RABBITMQ_QUEUE": "prod_test_events",
 }
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def start_topology(var_dir: Path, processes: int, overrides: Dict[str, str] | None = None) -> Topology:
     env = topology_env(processes, var_dir)
     env.update(TEST_SERVICES)
+    # An exchange and queue of this run's own: the staff side consumes the queue, so two runs sharing
+    # one would take each other's events. stop_topology() deletes them.
+    tag = uuid.uuid4().hex[:10]
+    env.update(RABBITMQ_EXCHANGE=f"prod-test-events-{tag}", RABBITMQ_QUEUE=f"prod_test_events_{tag}")
     env.update(CHAT_RATE_PER_MINUTE="120", CHAT_RATE_BURST="30")
     env.update(overrides or {})
     topology = build_topology(env)
@@ -34,6 +38,12 @@ def start_topology(var_dir: Path, processes: int, overrides: Dict[str, str] | No
         topology.stop()
         raise
     return topology
+
+
+def stop_topology(topology: Topology) -> None:
+    """Stops every process, then deletes this run's RabbitMQ queues and exchange."""
+    topology.stop()
+    delete_event_queues(topology.env)
 
 
 def public_url(topology: Topology) -> str:

@@ -14,7 +14,7 @@ import requests
 
 from bot.ops.procs import free_port, wait_for_port
 from bot.ops.prod import Topology
-from tests.e2e.prod_topology import public_url, say, start_topology, user_texts
+from tests.e2e.prod_topology import public_url, say, start_topology, stop_topology, user_texts
 
 pytestmark = pytest.mark.e2e
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -44,7 +44,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, redis_port: int) -> Itera
     running.redis = redis  # type: ignore[attr-defined]
     running.redis_folder = folder  # type: ignore[attr-defined]
     yield running
-    running.stop()
+    stop_topology(running)
     if running.redis.poll() is None:  # type: ignore[attr-defined]
         running.redis.kill()  # type: ignore[attr-defined]
 

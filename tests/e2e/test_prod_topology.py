@@ -15,7 +15,15 @@ import requests
 
 from bot.ops.prod import Topology
 from tests.e2e.ops_servers import PRIVATE_MESSAGE, private_text_in_logs
-from tests.e2e.prod_topology import TEST_SERVICES, public_url, say, start_topology, turns_are_whole, user_texts
+from tests.e2e.prod_topology import (
+    RABBITMQ_URL,
+    public_url,
+    say,
+    start_topology,
+    stop_topology,
+    turns_are_whole,
+    user_texts,
+)
 from tests.e2e.test_http import listening_addresses
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +33,7 @@ pytestmark = pytest.mark.e2e
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     topology = start_topology(tmp_path_factory.mktemp("prod"), processes=2)
     yield topology
-    topology.stop()
+    stop_topology(topology)
 
 
 def joined(response: requests.Response) -> str:
@@ -93,7 +101,9 @@ def test_two_messages_racing_on_one_conversation_across_processes_are_handled_in
 
 def test_kill_9_mid_conversation_keeps_the_history(prod: Topology) -> None:
     sender = f"kill-{uuid.uuid4()}"
-    sent = ["hello", "what can you do?", "can I talk to a real person"]
+    # Not "a person, please": the staff side would pause the conversation, and a REST client cannot
+    # receive the crisis reply it then sends (README, "Handoff"); this test is about the history.
+    sent = ["hello", "what can you do?", "how much does it cost?"]
     for text in sent:
         assert say(prod.rasa_url(0), text, sender).status_code == 200
     victim = prod.processes["rasa-1"]
@@ -109,29 +119,75 @@ def test_kill_9_mid_conversation_keeps_the_history(prod: Topology) -> None:
     assert turns_are_whole(prod, sender)
 
 
-def test_events_are_published_to_rabbitmq(prod: Topology) -> None:
+def test_events_are_published_to_rabbitmq_and_the_staff_side_drains_the_queue(prod: Topology) -> None:
     import aio_pika
 
     sender = f"broker-{uuid.uuid4()}"
 
-    async def find_sender() -> bool:
-        connection = await aio_pika.connect_robust("amqp://guest:guest@127.0.0.1/")
+    async def watch() -> tuple[bool, int]:
+        connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
         async with connection:
             channel = await connection.channel()
-            queue = await channel.declare_queue(TEST_SERVICES["RABBITMQ_QUEUE"], durable=True, passive=True)
-            await queue.purge()  # nothing consumes this test queue between runs
+            # A copy of everything published (fanout), on a queue of this test's own.
+            exchange = await channel.get_exchange(prod.env["RABBITMQ_EXCHANGE"])
+            copy = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await copy.bind(exchange)
             response = await asyncio.to_thread(say, public_url(prod), "hello", sender)
             assert response.status_code == 200
+            seen = False
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                message = await queue.get(no_ack=True, fail=False)
+            while not seen and time.monotonic() < deadline:
+                message = await copy.get(no_ack=True, fail=False)
                 if message is None:
                     await asyncio.sleep(0.2)
-                elif sender.encode() in message.body:
-                    return True
-        return False
+                else:
+                    seen = sender.encode() in message.body
+            waiting = -1
+            while time.monotonic() < deadline + 5:  # the staff side's queue: consumed, nothing piles up
+                staff_queue = await channel.declare_queue(prod.env["RABBITMQ_QUEUE"], durable=True, passive=True)
+                waiting = int(staff_queue.declaration_result.message_count or 0)
+                if waiting == 0:
+                    break
+                await asyncio.sleep(0.2)
+            return seen, waiting
 
-    assert asyncio.run(find_sender())
+    assert asyncio.run(watch()) == (True, 0)
+
+
+def test_a_risk_message_through_nginx_reaches_staff_through_the_broker(prod: Topology) -> None:
+    """The ticket comes from the website's RabbitMQ consumer; this deployment has no tracker-store poller."""
+    from bot.db import session_scope
+    from bot.handoff.models import HandledEvent, Ticket
+
+    sender = f"broker-risk-{uuid.uuid4()}"
+    started = time.monotonic()
+    response = say(public_url(prod), "I want to kill myself", sender)
+    assert response.status_code == 200 and "988" in joined(response)  # from Rasa, not waiting for staff
+    ticket = None
+    while ticket is None and time.monotonic() - started < 10:
+        with session_scope(prod.env["DATABASE_URL"]) as session:
+            found = session.query(Ticket).filter(Ticket.conversation_id == sender).all()
+            ticket = [(t.reason, t.risk_level, t.status) for t in found] or None
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    assert ticket is not None and ticket[0][0] == "risk" and ticket[0][1] in ("imminent", "acute")
+    assert len(ticket) == 1 and elapsed < 5, f"ticket after {elapsed:.1f} s"
+    with session_scope(prod.env["DATABASE_URL"]) as session:
+        marks = [(m.source, m.publisher) for m in session.query(HandledEvent).filter_by(conversation_id=sender)]
+    assert marks in ([("broker", "rasa-1")], [("broker", "rasa-2")])  # consumed, stamped by its process
+    web_log = (prod.settings.log_dir / "web.log").read_text()
+    assert "watching new messages through the event broker" in web_log
+    assert "through the tracker store" not in web_log
+    assert f"consuming queue {prod.env['RABBITMQ_QUEUE']}" in web_log
+    # The staff side paused the conversation on the process that handled it.
+    deadline = time.monotonic() + 5
+    events: list = []
+    while "pause" not in events and time.monotonic() < deadline:
+        tracker = requests.get(f"{prod.rasa_url(0)}/conversations/{sender}/tracker",
+                               params={"token": prod.token}, timeout=30).json()
+        events = [event.get("event") for event in tracker["events"]]
+        time.sleep(0.2)
+    assert "pause" in events
 
 
 def test_socketio_chat_through_the_load_balancer_stays_on_one_process(prod: Topology) -> None:

@@ -9,7 +9,7 @@ from bot.db import session_scope
 from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
 from bot.handoff.models import AuditEntry, Ticket
-from bot.handoff.watcher import Watcher
+from bot.handoff.watcher import TrackerStorePoller, Watcher
 from tests.handoff.conftest import CLOSED_UTC, FakeRasa, TrackerFile
 
 
@@ -21,9 +21,11 @@ def open_tickets(settings: HandoffSettings) -> list:
         ]
 
 
-def watcher(settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile) -> Watcher:
+def watcher(
+    settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
+) -> TrackerStorePoller:
     trackers.add("warmup", BotUttered(text="hello"))  # the table exists before the watcher starts
-    made = Watcher(settings, clock, rasa)
+    made = TrackerStorePoller(Watcher(settings, clock, rasa))
     made.poll_once()
     return made
 
@@ -156,7 +158,7 @@ def test_first_start_skips_conversations_from_before(
     settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
 ) -> None:
     trackers.visitor("old", "a person please", "request_human")
-    watch = Watcher(settings, clock, rasa)
+    watch = TrackerStorePoller(Watcher(settings, clock, rasa))
     assert watch.poll_once() == 0
     trackers.visitor("new", "a person please", "request_human")
     assert watch.poll_once() == 1

@@ -21,9 +21,10 @@ from bot.ops.load import (
     summary,
 )
 from bot.ops.procs import cpu_seconds
-from bot.ops.prod import prod_settings, render_nginx, service_defaults
-from bot.ops.rasa_main import seconds_from_env
+from bot.ops.prod import prod_settings, render_nginx, service_defaults, staff_side_env
+from bot.ops.rasa_main import keep_visitor_text_out_of_broker_logs, seconds_from_env
 from bot.ops.rest_channel import checked_rest_body
+from bot.ops.scale import conversation_problems
 from tests.e2e.ops_servers import PRIVATE_MARKERS, private_text_in_logs
 
 
@@ -72,6 +73,18 @@ def test_service_defaults_never_override_configuration() -> None:
     filled = service_defaults({"REDIS_HOST": "redis.internal", "DATABASE_URL": "postgresql://db/app"})
     assert filled["REDIS_HOST"] == "redis.internal" and filled["DATABASE_URL"] == "postgresql://db/app"
     assert filled["TRACKER_DB_HOST"] == "127.0.0.1"
+
+
+def test_the_staff_side_consumes_the_broker_and_knows_every_rasa_process(tmp_path: Path) -> None:
+    env = service_defaults({"BOT_VAR_DIR": str(tmp_path), "RASA_PORT": "5501", "RASA_PROCESSES": "2",
+                            "TRACKER_DB_PASSWORD": "p@ss/word"})
+    staff = staff_side_env(prod_settings(env), env)
+    assert staff["HANDOFF_EVENT_SOURCE"] == "broker"
+    assert staff["TRACKER_STORE_URL"] == "postgresql://postgres:p%40ss%2Fword@127.0.0.1:5432/harbor_tracker"
+    assert staff["RASA_API_URL"] == "http://127.0.0.1:5501"
+    assert staff["HANDOFF_RASA_PROCESSES"] == "rasa-1=http://127.0.0.1:5501,rasa-2=http://127.0.0.1:5502"
+    chosen = staff_side_env(prod_settings(env), {**env, "HANDOFF_EVENT_SOURCE": "tracker"})
+    assert chosen["HANDOFF_EVENT_SOURCE"] == "tracker"  # an explicit choice is kept
 
 
 def test_seconds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,3 +142,39 @@ def test_cpu_seconds_counts_this_process_work() -> None:
         pass
     assert cpu_seconds(os.getpid()) - before >= 0.15
     assert cpu_seconds(2**22 + 12345) == 0.0  # no such process
+def test_the_broker_error_log_keeps_no_visitor_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rasa.core.brokers.pika as pika_broker
+
+    calls: list = []
+
+    class Recorder:
+        def error(self, *args: object, **fields: object) -> None:
+            calls.append((args, fields))
+
+    monkeypatch.setattr(pika_broker, "structlogger", Recorder())
+    keep_visitor_text_out_of_broker_logs()
+    keep_visitor_text_out_of_broker_logs()  # idempotent: wrapped once
+    event = {"sender_id": "v-1", "event": "user", "timestamp": 1.5, "text": "my secret", "metadata": {"a": 1}}
+    pika_broker.structlogger.error("pika.events.publish.failed", host="127.0.0.1", rasa_event=event)
+    assert calls == [
+        (("pika.events.publish.failed",),
+         {"host": "127.0.0.1", "rasa_event": {"sender_id": "v-1", "event": "user", "timestamp": 1.5}})
+    ]
+
+
+def test_scale_check_allows_silence_only_while_the_staff_side_has_paused_the_conversation() -> None:
+    def user(text: str) -> dict:
+        return {"event": "user", "text": text}
+
+    bot = {"event": "bot", "text": "reply"}
+    sent = ["a person please", "thanks", "bye"]
+    handed_over = [user("a person please"), bot, {"event": "pause"}, bot, user("thanks"), user("bye")]
+    assert conversation_problems("v", handed_over, sent) == []
+    unpaused = [user("a person please"), bot, user("thanks"), user("bye")]
+    assert conversation_problems("v", unpaused, sent) == [
+        "v: 'thanks' has no reply before the next message", "v: the last message has no reply"
+    ]
+    resumed = [*handed_over[:3], {"event": "resume"}, user("thanks"), user("bye"), bot]
+    assert conversation_problems("v", resumed, sent) == ["v: 'thanks' has no reply before the next message"]
+    lost = conversation_problems("v", handed_over[:2], sent)
+    assert lost == ["v: sent 3 messages, tracker has 1 (or in another order)"]

@@ -26,7 +26,8 @@ from bot.handoff.config import HandoffSettings, load_settings
 from bot.handoff.console import sessions
 from bot.handoff.console.booking import booking_for
 from bot.handoff.models import ROLES, STATUS_CLAIMED, STATUS_CLOSED, StaffAccount, Ticket
-from bot.handoff.rasa_api import ConversationControl, RasaHttpApi, RasaUnavailable
+from bot.handoff.rasa_api import ConversationControl, RasaUnavailable
+from bot.handoff.routing import conversation_control
 from bot.handoff.transcript import TrackerStoreReader, to_entries
 from bot.handoff.watcher import BackgroundWorkers
 from bot.safety.models import RiskEvent
@@ -460,7 +461,7 @@ def register_staff_console(
     """Adds /staff to the website; starts the watcher and notifier threads with the app (unless disabled)."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
-    rasa = rasa or RasaHttpApi(settings.rasa_api_url, settings.rasa_token)
+    rasa = rasa or conversation_control(settings)
     console = Console(settings, clock, rasa)
     app[CONSOLE_KEY] = console
 
