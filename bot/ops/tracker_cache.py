@@ -40,7 +40,7 @@ from sqlalchemy.pool import QueuePool
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE_ENV = "TRACKER_CACHE_CONVERSATIONS"
-DEFAULT_CACHE_SIZE = 2000
+DEFAULT_CACHE_SIZE = 500  # conversations; bounds the memory (a long conversation is a few hundred KB of JSON)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,11 @@ def test_nginx_config_has_sticky_routing_and_limits(tmp_path: Path) -> None:
     assert "rate=42r/m" in text and "limit_req_status 429" in text
     assert "client_max_body_size 2048" in text
     assert "127.0.0.1:5580" in text
+    # Chat messages reuse connections to Rasa (a new connection per message queued crisis replies).
+    rest = text[text.index("location = /webhooks/rest/webhook"):]
+    rest = rest[:rest.index("}")]
+    assert "proxy_http_version 1.1" in rest and 'proxy_set_header Connection ""' in rest
+    assert "keepalive 32" in text[text.index("upstream rasa"):text.index("upstream website")]
 
 
 def test_service_defaults_never_override_configuration() -> None:

@@ -20,7 +20,14 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.ops.tracker_cache import CachedSQLTrackerStore, StoredRow, latest_session
+from bot.ops.tracker_cache import (
+    CACHE_SIZE_ENV,
+    DEFAULT_CACHE_SIZE,
+    CachedSQLTrackerStore,
+    StoredRow,
+    cache_size_from_env,
+    latest_session,
+)
 from tests.db_urls import postgres_database
 
 DOMAIN = Domain.from_yaml(
@@ -213,3 +220,21 @@ def test_latest_session_filter_matches_rasas_sql() -> None:
     no_timestamps = [row(1, start, None), row(2, "user", None)]
     assert [r.id for r in latest_session(no_timestamps)] == [1, 2]
 
+
+
+def test_cache_size_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CACHE_SIZE_ENV, raising=False)
+    assert cache_size_from_env() == DEFAULT_CACHE_SIZE
+    monkeypatch.setenv(CACHE_SIZE_ENV, "0")
+    assert cache_size_from_env() == 0
+    monkeypatch.setenv(CACHE_SIZE_ENV, "lots")
+    with pytest.raises(SystemExit):
+        cache_size_from_env()
+
+
+def test_without_a_cache_every_read_comes_from_the_database(make_store: StoreFactory) -> None:
+    store = make_store(cache_conversations=0)
+    turn(store, "v8", "one", at=8000.0)
+    turn(store, "v8", "two", at=8001.0)
+    assert isinstance(store, CachedSQLTrackerStore) and store.hits == 0 and not store._cache
+    assert events_of(run(store.retrieve("v8"))) == as_rasa_reads_it(make_store, "v8")

@@ -78,13 +78,19 @@ def tracker_store(tmp_path: Path, risk_url: str) -> RiskRecordingTrackerStore:
                                      risk_database_url=risk_url)
 
 
-def test_tracker_store_records_risk_turns_in_the_application_database(tmp_path: Path) -> None:
+def saved_conversation(tmp_path: Path, sender: str) -> tuple[str, RiskRecordingTrackerStore, DialogueStateTracker]:
+    """A store on a fresh application database, after saving conversation() (its two risk turns written)."""
     url = f"sqlite:///{tmp_path / 'app.db'}"
     upgrade(url)
     store = tracker_store(tmp_path, url)
-    tracker = DialogueStateTracker.from_events("visitor-1", conversation())
+    tracker = DialogueStateTracker.from_events(sender, conversation())
     asyncio.run(store.save(tracker))
     assert store.last_write is not None and store.last_write.result(timeout=10) == 2
+    return url, store, tracker
+
+
+def test_tracker_store_records_risk_turns_in_the_application_database(tmp_path: Path) -> None:
+    url, store, _tracker = saved_conversation(tmp_path, "visitor-1")
     assert sorted(stored(url)) == [("visitor-1", "m2", "acute"), ("visitor-1", "m3", "acute")]
     assert asyncio.run(store.retrieve("visitor-1")) is not None  # the tracker itself is stored too
 
@@ -133,13 +139,8 @@ def test_an_unreachable_database_is_logged_not_raised(tmp_path: Path, caplog: py
 
 
 def test_stored_turns_are_not_written_again_on_later_saves(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    upgrade(url)
-    store = tracker_store(tmp_path, url)
-    tracker = DialogueStateTracker.from_events("visitor-4", conversation())
-    asyncio.run(store.save(tracker))
+    url, store, tracker = saved_conversation(tmp_path, "visitor-4")
     first_write = store.last_write
-    assert first_write is not None and first_write.result(timeout=10) == 2
     tracker.update(user("thanks", "none", "m5"))
     asyncio.run(store.save(tracker))  # the next turn: nothing new to record, so no query either
     assert store.last_write is first_write
