@@ -12,9 +12,10 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
@@ -59,6 +60,7 @@ class RiskClassifier:
         self.leveler = leveler
         self.threshold = threshold
         self._risk_column = list(binary.classes_).index(True)
+        self._fast = FastFeatures(features)
 
     @classmethod
     def train(cls, texts: Sequence[str], levels: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> RiskClassifier:
@@ -76,12 +78,12 @@ class RiskClassifier:
         return cls(features, binary, leveler or _OneLevel(str(labels[is_risk][0])), threshold)
 
     def risk_probabilities(self, normalized_texts: Sequence[str]) -> np.ndarray:
-        return self.binary.predict_proba(self.features.transform(list(normalized_texts)))[:, self._risk_column]
+        return self.binary.predict_proba(self._fast.transform(normalized_texts))[:, self._risk_column]
 
     def predict(self, normalized_texts: Sequence[str]) -> List[Prediction]:
         if not normalized_texts:
             return []
-        matrix = self.features.transform(list(normalized_texts))
+        matrix = self._fast.transform(normalized_texts)
         risk = self.binary.predict_proba(matrix)[:, self._risk_column]
         flagged = np.flatnonzero(risk >= self.threshold)
         levels = ["none"] * len(normalized_texts)
@@ -106,6 +108,68 @@ class RiskClassifier:
         with open(directory / MODEL_FILE, "rb") as handle:
             stored = pickle.load(handle)
         return cls(stored["features"], stored["binary"], stored["leveler"], stored["threshold"])
+
+
+class FastFeatures:
+    """The fitted FeatureUnion's `transform`, with the same numbers, about 3x faster.
+
+    sklearn builds every character n-gram of every message in Python, and that was the classifier's
+    main cost. `char_wb` n-grams never cross a space, so each word's n-gram columns are computed once
+    and cached; the counts then go through the vectorizer's own TF-IDF weighting. Other vectorizers
+    use their own `transform`. tests/safety/test_fast_paths.py checks the matrices are identical.
+    """
+
+    MAX_CACHED_WORDS = 50_000
+
+    def __init__(self, union: FeatureUnion) -> None:
+        self.union = union
+        self._word_columns: Dict[str, List[int]] = {}
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        texts = list(texts)
+        blocks = []
+        for _name, vectorizer, weight in self.union._iter():
+            if weight is None and _char_wb(vectorizer):
+                blocks.append(self._char_wb_transform(vectorizer, texts))
+            else:
+                block = vectorizer.transform(texts)
+                blocks.append(block * weight if weight is not None else block)
+        return sparse.hstack(blocks).tocsr()
+
+    def _char_wb_transform(self, vectorizer: TfidfVectorizer, texts: List[str]) -> sparse.csr_matrix:
+        preprocess = vectorizer.build_preprocessor()
+        vocabulary = vectorizer.vocabulary_
+        cache = self._word_columns
+        if len(cache) > self.MAX_CACHED_WORDS:
+            cache.clear()
+        columns: List[int] = []
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        for row, text in enumerate(texts):
+            before = len(columns)
+            # The same words sklearn's char_wb analyzer splits the preprocessed text into.
+            for word in preprocess(vectorizer.decode(text)).split():
+                found = cache.get(word)
+                if found is None:
+                    grams = vectorizer._char_wb_ngrams(word)
+                    found = cache[word] = [vocabulary[gram] for gram in grams if gram in vocabulary]
+                columns.extend(found)
+            lengths[row] = len(columns) - before
+        rows = np.repeat(np.arange(len(texts)), lengths)
+        counts = sparse.csr_matrix(
+            (np.ones(len(columns), dtype=vectorizer.dtype), (rows, np.asarray(columns, dtype=np.int64))),
+            shape=(len(texts), len(vocabulary)),
+        )
+        counts.sum_duplicates()  # also sorts the columns, as sklearn's count matrix is
+        return vectorizer._tfidf.transform(counts, copy=False)
+
+
+def _char_wb(vectorizer: Any) -> bool:
+    return (
+        isinstance(vectorizer, TfidfVectorizer)
+        and vectorizer.analyzer == "char_wb"
+        and not vectorizer.binary
+        and vectorizer.input == "content"
+    )
 
 
 class _OneLevel:
