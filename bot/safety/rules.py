@@ -184,9 +184,12 @@ class RuleSet:
         # One key per pattern so negation exemptions can be looked up per pattern.
         strings = self.nlp.vocab.strings
         for index, tokens in enumerate(compiled):
-            matcher = Matcher(self.nlp.vocab)
             key = f"{label}#{index}"
-            matcher.add(key, [tokens])
+            sequence = _fixed_sequence(tokens, strings)
+            matcher = None
+            if sequence is None:
+                matcher = Matcher(self.nlp.vocab)
+                matcher.add(key, [tokens])
             # One bit per distinct required token; the pattern needs all its bits in the message's mask.
             mask = 0
             for words in _required_words(tokens):
@@ -195,7 +198,7 @@ class RuleSet:
                 for value in hashes:
                     self._value_masks[value] = self._value_masks.get(value, 0) | bit
                 mask |= bit
-            entry = _Pattern(key, tokens, matcher, mask)
+            entry = _Pattern(key, strings.add(key), tokens, matcher, sequence, mask)
             self._patterns.append(entry)
             for anchor in self._anchor(tokens):
                 self._by_anchor.setdefault(strings.add(anchor), []).append(entry)
@@ -222,7 +225,8 @@ class RuleSet:
         # Anchors are lemmas, or exact lower-case forms for "=word" tokens. A pattern runs only when
         # the message has a word for each of its required tokens: about 2 Matcher calls per message
         # instead of ~5 calls over dozens of patterns each (a Matcher call costs per token and pattern).
-        present = set(doc.to_array([LEMMA, LOWER]).ravel().tolist())
+        columns = doc.to_array([LEMMA, LOWER]).T.tolist()
+        present = {*columns[0], *columns[1]}
         value_masks = self._value_masks
         mask = 0
         for value in present:
@@ -234,8 +238,11 @@ class RuleSet:
                     candidates.add(pattern)
         found: Set[Tuple[int, int, int]] = set()
         for pattern in candidates:
-            # Lemmas are set for every token by `docs`, so spaCy's per-call annotation check is skipped.
-            found.update(pattern.matcher(doc, allow_missing=True))
+            if pattern.matcher is not None:
+                # Lemmas are set for every token by `docs`, so spaCy's annotation check is skipped.
+                found.update(pattern.matcher(doc, allow_missing=True))
+            else:
+                found.update(_sequence_matches(pattern, columns))
         return sorted(found, key=lambda match: (match[1], match[2], match[0]))
 
     def reference_matches(self, doc: Doc) -> List[Tuple[int, int, int]]:
@@ -422,10 +429,46 @@ class _Pattern:
     """One compiled pattern, its own Matcher, and the words it cannot match without."""
 
     key: str
+    match_id: int
     tokens: List[Dict[str, Any]]
-    matcher: Matcher
+    # A Matcher, or None when the pattern is a fixed sequence of words (matched in Python, see below).
+    matcher: Matcher | None
+    sequence: Tuple[Tuple[int, frozenset], ...] | None
     # One bit per required token (the set of lemmas or "=exact" forms it accepts), see RuleSet._bits.
     mask: int
+
+
+def _fixed_sequence(tokens: List[Dict[str, Any]], strings: Any) -> Tuple[Tuple[int, frozenset], ...] | None:
+    """(column, accepted hashes) per token if no token is optional or a number; column 0 lemma, 1 lower.
+
+    Such a pattern matches exactly where its tokens match one after another, which a few set lookups
+    find faster than a Matcher call (about half of the patterns that run are of this kind).
+    """
+    sequence = []
+    for spec in tokens:
+        if "OP" in spec or len(spec) != 1:
+            return None
+        attribute, value = next(iter(spec.items()))
+        if attribute not in ("LEMMA", "LOWER"):
+            return None
+        words = [value] if isinstance(value, str) else list(value["IN"])
+        sequence.append((0 if attribute == "LEMMA" else 1, frozenset(strings.add(word) for word in words)))
+    return tuple(sequence)
+
+
+def _sequence_matches(pattern: _Pattern, columns: List[List[int]]) -> List[Tuple[int, int, int]]:
+    """(match id, start, end) wherever the pattern's fixed sequence occurs; columns: lemmas, lowers."""
+    sequence = pattern.sequence or ()
+    length = len(sequence)
+    first_column, first_hashes = sequence[0]
+    first = columns[first_column]
+    found = []
+    for start in range(len(first) - length + 1):
+        if first[start] in first_hashes and all(
+            columns[column][start + offset] in hashes for offset, (column, hashes) in enumerate(sequence[1:], 1)
+        ):
+            found.append((pattern.match_id, start, start + length))
+    return found
 
 
 def _required_words(tokens: List[Dict[str, Any]]) -> List[List[str]]:
