@@ -123,7 +123,7 @@ class RuleSet:
         # One Matcher per pattern, tried only on messages that contain every word the pattern cannot
         # match without (see _matches). Indexed by the pattern's most selective required word.
         self._patterns: List[_Pattern] = []
-        self._by_anchor: Dict[int, List[_Pattern]] = {}
+        self._by_anchor: Dict[int, List[Tuple[int, _Pattern]]] = {}
         self._bits: Dict[frozenset, int] = {}
         self._value_masks: Dict[int, int] = {}
         self._keys: Dict[int, Tuple[str, str, bool]] = {}
@@ -201,7 +201,7 @@ class RuleSet:
             entry = _Pattern(key, strings.add(key), tokens, matcher, sequence, mask)
             self._patterns.append(entry)
             for anchor in self._anchor(tokens):
-                self._by_anchor.setdefault(strings.add(anchor), []).append(entry)
+                self._by_anchor.setdefault(strings.add(anchor), []).append((mask, entry))
         self._pattern_count += len(compiled)
 
     @staticmethod
@@ -227,15 +227,17 @@ class RuleSet:
         # instead of ~5 calls over dozens of patterns each (a Matcher call costs per token and pattern).
         columns = doc.to_array([LEMMA, LOWER]).T.tolist()
         present = {*columns[0], *columns[1]}
-        value_masks = self._value_masks
         mask = 0
-        for value in present:
-            mask |= value_masks.get(value, 0)
-        candidates: Set[_Pattern] = set()
-        for value in present:
-            for pattern in self._by_anchor.get(value, ()):
-                if pattern.mask & mask == pattern.mask:
-                    candidates.add(pattern)
+        for value_mask in map(self._value_masks.get, present):
+            if value_mask:
+                mask |= value_mask
+        by_anchor = self._by_anchor
+        candidates = {
+            pattern
+            for value in present
+            for needed, pattern in by_anchor.get(value, ())
+            if needed & mask == needed
+        }
         found: Set[Tuple[int, int, int]] = set()
         for pattern in candidates:
             if pattern.matcher is not None:
