@@ -9,19 +9,21 @@ Trained from the team's labelled examples (data/safety/examples) plus the NLU tr
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
 from bot.safety.levels import LEVELS
 
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = 0.84
 MODEL_FILE = "risk_classifier.pkl"
 
 
@@ -29,13 +31,13 @@ def build_features() -> FeatureUnion:
     return FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
         ]
     )
 
 
 def build_model(random_state: int = 7) -> LogisticRegression:
-    return LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=random_state)
+    return LogisticRegression(C=8.0, class_weight="balanced", max_iter=3000, random_state=random_state)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class RiskClassifier:
         self.leveler = leveler
         self.threshold = threshold
         self._risk_column = list(binary.classes_).index(True)
+        self._fast = FastFeatures(features)
 
     @classmethod
     def train(cls, texts: Sequence[str], levels: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> RiskClassifier:
@@ -76,12 +79,12 @@ class RiskClassifier:
         return cls(features, binary, leveler or _OneLevel(str(labels[is_risk][0])), threshold)
 
     def risk_probabilities(self, normalized_texts: Sequence[str]) -> np.ndarray:
-        return self.binary.predict_proba(self.features.transform(list(normalized_texts)))[:, self._risk_column]
+        return self.binary.predict_proba(self._fast.transform(normalized_texts))[:, self._risk_column]
 
     def predict(self, normalized_texts: Sequence[str]) -> List[Prediction]:
         if not normalized_texts:
             return []
-        matrix = self.features.transform(list(normalized_texts))
+        matrix = self._fast.transform(normalized_texts)
         risk = self.binary.predict_proba(matrix)[:, self._risk_column]
         flagged = np.flatnonzero(risk >= self.threshold)
         levels = ["none"] * len(normalized_texts)
@@ -106,6 +109,117 @@ class RiskClassifier:
         with open(directory / MODEL_FILE, "rb") as handle:
             stored = pickle.load(handle)
         return cls(stored["features"], stored["binary"], stored["leveler"], stored["threshold"])
+
+
+class FastFeatures:
+    """The fitted FeatureUnion's `transform`, with the same numbers, about 2x faster.
+
+    sklearn builds every character n-gram of every message in Python, and that was the classifier's
+    main cost. `char_wb` n-grams never cross a space, so each word's n-gram columns are computed once
+    and cached; word n-grams come from the vectorizer's own analyzer. The counts then go through the
+    vectorizer's own TF-IDF weighting, and the blocks are joined row by row with numpy (scipy's
+    hstack goes through COO). tests/safety/test_fast_paths.py checks the matrices are identical.
+    """
+
+    MAX_CACHED_WORDS = 50_000
+
+    def __init__(self, union: FeatureUnion) -> None:
+        self.union = union
+        self._word_columns: Dict[str, List[int]] = {}
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        texts = list(texts)
+        blocks = []
+        for _name, vectorizer, weight in self.union._iter():
+            if weight is None and _char_wb(vectorizer):
+                blocks.append(self._counts_to_tfidf(vectorizer, self._char_wb_columns(vectorizer, texts)))
+            elif weight is None and _plain_tfidf(vectorizer):
+                blocks.append(self._counts_to_tfidf(vectorizer, self._analyzer_columns(vectorizer, texts)))
+            else:
+                block = vectorizer.transform(texts)
+                blocks.append(block * weight if weight is not None else block)
+        return _hstack_rows(blocks)
+
+    def _char_wb_columns(self, vectorizer: TfidfVectorizer, texts: List[str]) -> List[List[int]]:
+        preprocess = vectorizer.build_preprocessor()
+        vocabulary = vectorizer.vocabulary_
+        cache = self._word_columns
+        if len(cache) > self.MAX_CACHED_WORDS:
+            cache.clear()
+        rows: List[List[int]] = []
+        for text in texts:
+            columns: List[int] = []
+            # The same words sklearn's char_wb analyzer splits the preprocessed text into.
+            for word in preprocess(vectorizer.decode(text)).split():
+                found = cache.get(word)
+                if found is None:
+                    grams = vectorizer._char_wb_ngrams(word)
+                    found = cache[word] = [vocabulary[gram] for gram in grams if gram in vocabulary]
+                columns.extend(found)
+            rows.append(columns)
+        return rows
+
+    @staticmethod
+    def _analyzer_columns(vectorizer: TfidfVectorizer, texts: List[str]) -> List[List[int]]:
+        """Vocabulary columns of the vectorizer's own analyzer output (what its `transform` counts)."""
+        analyze = vectorizer.build_analyzer()
+        get = vectorizer.vocabulary_.get
+        rows = []
+        for text in texts:
+            found = [get(feature) for feature in analyze(text)]
+            rows.append([column for column in found if column is not None])
+        return rows
+
+    @staticmethod
+    def _counts_to_tfidf(vectorizer: TfidfVectorizer, rows: List[List[int]]) -> sparse.csr_matrix:
+        lengths = np.fromiter((len(columns) for columns in rows), dtype=np.int64, count=len(rows))
+        columns = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        row_ids = np.repeat(np.arange(len(rows)), lengths)
+        counts = sparse.csr_matrix(
+            (np.ones(len(columns), dtype=vectorizer.dtype), (row_ids, columns)),
+            shape=(len(rows), len(vectorizer.vocabulary_)),
+        )
+        counts.sum_duplicates()  # also sorts the columns, as sklearn's count matrix is
+        return vectorizer._tfidf.transform(counts, copy=False)
+
+
+def _hstack_rows(blocks: List[Any]) -> sparse.csr_matrix:
+    """`sparse.hstack(blocks).tocsr()` for CSR blocks (each row: block 1's entries, then block 2's …)."""
+    blocks = [sparse.csr_matrix(block) for block in blocks]
+    indptr = np.sum([block.indptr for block in blocks], axis=0)
+    size = int(indptr[-1])
+    data = np.empty(size, dtype=np.result_type(*[block.dtype for block in blocks]))
+    indices = np.empty(size, dtype=np.int64)
+    offset_in_row = indptr[:-1].copy()
+    first_column = 0
+    for block in blocks:
+        per_row = np.diff(block.indptr)
+        # Where each stored value of this block goes: its row's start plus its place in the row.
+        target = np.arange(block.nnz) - np.repeat(block.indptr[:-1], per_row) + np.repeat(offset_in_row, per_row)
+        data[target] = block.data
+        indices[target] = block.indices + first_column
+        offset_in_row += per_row
+        first_column += block.shape[1]
+    return sparse.csr_matrix((data, indices, indptr), shape=(blocks[0].shape[0], first_column))
+
+
+def _plain_tfidf(vectorizer: Any) -> bool:
+    """A word/char TF-IDF vectorizer whose `transform` just counts its analyzer's features."""
+    return (
+        isinstance(vectorizer, TfidfVectorizer)
+        and vectorizer.analyzer in ("word", "char", "char_wb")
+        and not vectorizer.binary
+        and vectorizer.input == "content"
+    )
+
+
+def _char_wb(vectorizer: Any) -> bool:
+    return (
+        isinstance(vectorizer, TfidfVectorizer)
+        and vectorizer.analyzer == "char_wb"
+        and not vectorizer.binary
+        and vectorizer.input == "content"
+    )
 
 
 class _OneLevel:

@@ -18,7 +18,7 @@ from bot.safety.data_files import load_examples, load_rule_documents
 from bot.safety.detector import SafetyDetector
 from bot.safety.levels import highest, rank
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92)
 FOLDS = 5
 
 
