@@ -9,6 +9,15 @@ from bot.safety.levels import Assessment, highest, rank
 from bot.safety.normalize import Normalizer
 from bot.safety.rules import RuleSet, rule_assessment
 
+# A message the rules call method-adjacent ("where can I buy pesticides") and nothing more is answered
+# by the sticky-risk rules (a crisis reply after an earlier risk turn, a refusal naming 988/911
+# otherwise); the classifier alone raises it only when it is this sure (README, "Threshold").
+MEANS_ADJACENT_THRESHOLD = 0.95
+
+
+def classifier_may_raise(rule_level: str, means_adjacent: bool, risk_probability: float) -> bool:
+    return rule_level != "none" or not means_adjacent or risk_probability >= MEANS_ADJACENT_THRESHOLD
+
 
 class SafetyDetector:
     def __init__(self, rules: RuleSet, classifier: RiskClassifier | None = None) -> None:
@@ -31,7 +40,11 @@ class SafetyDetector:
             for assessment, prediction in zip(assessments, self.classifier.predict(normalized), strict=True):
                 assessment.reasons.append(f"classifier:p_risk={prediction.risk_probability:.3f}")
                 assessment.score = max(assessment.score, prediction.risk_probability)
-                if rank(prediction.level) > rank(assessment.level):
+                if rank(prediction.level) > rank(assessment.level) and not classifier_may_raise(
+                    assessment.level, assessment.means_adjacent, prediction.risk_probability
+                ):
+                    assessment.reasons.append("classifier:held:means_adjacent")
+                elif rank(prediction.level) > rank(assessment.level):
                     # The union: the classifier may raise the level, never lower what the rules found.
                     assessment.reasons.append(f"classifier:raised:{assessment.level}->{prediction.level}")
                     if assessment.level == "none":

@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from bot.safety.classifier import RiskClassifier
 from bot.safety.data_files import load_examples, load_rule_documents
-from bot.safety.detector import SafetyDetector
+from bot.safety.detector import SafetyDetector, classifier_may_raise
 from bot.safety.levels import highest, rank
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92)
@@ -42,7 +42,8 @@ def run_dev_eval() -> int:
     rules_only = SafetyDetector.from_documents(documents)
     normalized = [rules_only.rules.normalize(text) for text, _, _ in examples]
     levels = np.array([level for _, level, _ in examples])
-    rule_levels = [assessment.level for assessment in rules_only.assess_many([t for t, _, _ in examples])]
+    rule_assessments = rules_only.assess_many([t for t, _, _ in examples])
+    rule_levels = [assessment.level for assessment in rule_assessments]
     probabilities = np.zeros(len(examples))
     classifier_levels = ["none"] * len(examples)
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=7)
@@ -51,7 +52,10 @@ def run_dev_eval() -> int:
         predictions = classifier.predict([normalized[i] for i in test_index])
         for i, prediction in zip(test_index, predictions, strict=True):
             probabilities[i] = prediction.risk_probability
-            classifier_levels[i] = prediction.level
+            held = not classifier_may_raise(rule_levels[i], rule_assessments[i].means_adjacent, probabilities[i])
+            classifier_levels[i] = "none" if held else prediction.level
+            if held:
+                probabilities[i] = 0.0  # the threshold table below counts what the detector would flag
     by_category: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
     ok: bool
     for (_text, level, category), rule_level, clf_level in zip(examples, rule_levels, classifier_levels, strict=True):
