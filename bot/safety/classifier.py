@@ -24,7 +24,7 @@ from sklearn.preprocessing import normalize
 
 from bot.safety.levels import LEVELS
 
-DEFAULT_THRESHOLD = 0.84
+DEFAULT_THRESHOLD = 0.8
 MODEL_FILE = "risk_classifier.pkl"
 
 
