@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 NewPage = Callable[..., Page]
 GREETING = "automated assistant for"
+GREETING_END = "What would you like to know?"  # the greeting's last bubble (utter_how_can_i_help)
 CAPABILITIES = "I can explain the kinds of therapy we offer"
 # The answer behind the greeting's "Therapy options" quick reply (/ask_therapy_options).
 THERAPY_OPTIONS = "Our therapists use several approaches"
@@ -34,6 +35,9 @@ def open_chat(page: Page, stack: Stack, via: str = "Chat with our assistant") ->
     page.goto(stack.web_url + "/")
     page.get_by_role("button", name=via).click()
     wait_for_bot_text(page, GREETING)
+    # The greeting is three bubbles (hello, the crisis line, the menu); a test that counts bubbles before
+    # sending must start after the last, or the crisis-line bubble could pass for the reply it waits for.
+    wait_for_bot_text(page, GREETING_END)
     return page
 
 
