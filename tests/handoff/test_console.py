@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -34,6 +34,15 @@ def logged_in(server: ConsoleServer, username: str) -> Browser:
 def ticket_for(settings: HandoffSettings, clock: ManualClock, conversation: str, reason: str, level=None) -> int:
     with session_scope(settings.database_url) as session:
         return tickets.open_ticket(session, clock, conversation, reason, level, "http://x/staff").ticket.id
+
+
+def sam_on_new_ticket(
+    server: ConsoleServer, settings: HandoffSettings, clock: ManualClock, conversation: str
+) -> Tuple[int, Browser, str]:
+    """A new "asked for a person" ticket, Sam logged in, and the CSRF token of its page."""
+    ticket_id = ticket_for(settings, clock, conversation, "asked_for_person")
+    sam = logged_in(server, "sam")
+    return ticket_id, sam, sam.csrf_from(f"/staff/tickets/{ticket_id}")
 
 
 def audit_entries(settings: HandoffSettings) -> List[AuditEntry]:
@@ -202,9 +211,7 @@ def test_claim_reply_hand_back_and_close_reach_rasa_and_the_audit_log(
     server: ConsoleServer, settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
 ) -> None:
     trackers.visitor("c1", "a person please", "request_human")
-    ticket_id = ticket_for(settings, clock, "c1", "asked_for_person")
-    sam = logged_in(server, "sam")
-    token = sam.csrf_from(f"/staff/tickets/{ticket_id}")
+    ticket_id, sam, token = sam_on_new_ticket(server, settings, clock, "c1")
     assert sam.post(f"/staff/tickets/{ticket_id}/claim", {"csrf_token": token}).status_code == 303
     assert (
         sam.post(f"/staff/tickets/{ticket_id}/reply", {"csrf_token": token, "text": "Hi, I'm here."}).status_code == 303
@@ -244,9 +251,7 @@ def test_closing_without_hand_back_resumes_the_bot(
     server: ConsoleServer, settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile
 ) -> None:
     trackers.visitor("c2", "person", "request_human")
-    ticket_id = ticket_for(settings, clock, "c2", "asked_for_person")
-    sam = logged_in(server, "sam")
-    token = sam.csrf_from(f"/staff/tickets/{ticket_id}")
+    ticket_id, sam, token = sam_on_new_ticket(server, settings, clock, "c2")
     sam.post(f"/staff/tickets/{ticket_id}/close", {"csrf_token": token, "outcome_note": "no answer"})
     assert rasa.calls == [("resume", "c2"), ("utter", "c2", "utter_handoff_resumed")]
 
@@ -294,9 +299,7 @@ def test_when_rasa_refuses_a_reply_nothing_is_recorded(
         raise RasaUnavailable("Rasa is restarting")
 
     monkeypatch.setattr(rasa, "staff_reply", refuse)
-    ticket_id = ticket_for(settings, clock, "c3", "asked_for_person")
-    sam = logged_in(server, "sam")
-    token = sam.csrf_from(f"/staff/tickets/{ticket_id}")
+    ticket_id, sam, token = sam_on_new_ticket(server, settings, clock, "c3")
     answer = sam.post(f"/staff/tickets/{ticket_id}/reply", {"csrf_token": token, "text": "hello"})
     assert "did%20not%20answer" in answer.headers["Location"]
     with session_scope(settings.database_url) as session:
