@@ -150,9 +150,11 @@ clean:
 # non-zero when a target from the issue is missed. SAFETY_EVAL_FLAGS="--show-misses" for a report only.
 SAFETY_EVAL_FLAGS ?= --show-misses --check
 .PHONY: safety-eval
-# Two sets by two different authors, neither ever used for training; the second (fresh_cases.csv) was
-# written later by an evaluator who saw neither the first set nor the training data.
-SAFETY_EVAL_SETS ?= tests/safety/evaluation/risk_cases.csv tests/safety/evaluation/fresh_cases.csv
+# Three sets by three different authors, none ever used for training; the second (fresh_cases.csv) and
+# the third (blind_cases.csv) were each written by an evaluator who saw neither the other sets nor the
+# training data.
+SAFETY_EVAL_SETS ?= tests/safety/evaluation/risk_cases.csv tests/safety/evaluation/fresh_cases.csv \
+  tests/safety/evaluation/blind_cases.csv
 safety-eval: install models/.trained-inputs
 	@status=0; for set in $(SAFETY_EVAL_SETS); do \
 	  echo "==> Safety evaluation ($$set)"; \
