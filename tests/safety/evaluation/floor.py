@@ -22,7 +22,7 @@ import yaml
 from tests.safety.evaluation import run
 
 EVALUATION = Path(__file__).resolve().parent
-SETS = {"risk_cases.csv": "floor.yml", "fresh_cases.csv": "floor_fresh.yml"}
+SETS = {"risk_cases.csv": "floor.yml", "fresh_cases.csv": "floor_fresh.yml", "blind_cases.csv": "floor_blind.yml"}
 HEADER = """# Figures reached on {cases}, measured {day} (python -m tests.safety.evaluation.floor --write).
 # Recall checks may not fall below these; false-crisis checks may not rise above them.
 # Raise them whenever the detector improves. The issue's targets are in run.py (make safety-eval).
