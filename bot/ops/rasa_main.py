@@ -4,7 +4,7 @@
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
 setting for it. A hung action server would then hold the conversation's lock for minutes, so a crisis
 message sent right after a slow action would wait too. We lower that one module constant before Rasa
-starts; a timed-out action is logged by Rasa's processor and the turn continues without its events.
+starts; a timed-out action is logged and answered with utter_action_failed (12. below).
 
 2. SQLite tracker store (the local default) with synchronous=OFF. Rasa commits on the event loop; with
 SQLite's default (several fsyncs per commit) that was 18% of the server's time under load (py-spy,
