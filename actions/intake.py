@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.db import DatabaseUnavailable
-from bot.intake import answers, flow, schedule, store
+from bot.intake import answers, flow, retries, schedule, store
 from bot.intake.codes import normalise_code
 from bot.settings import practice
 
@@ -348,6 +348,13 @@ def details_from_slots(slots: Dict[str, Any]) -> store.IntakeDetails:
     )
 
 
+async def _own_booking(conversation_id: str, start: datetime) -> store.BookedCall | None:
+    try:
+        return await asyncio.to_thread(retries.own_booking, conversation_id, start)
+    except DatabaseUnavailable:
+        return None  # then the ordinary "taken" answer: other times, every answer kept
+
+
 async def book_from_slots(dispatcher: CollectingDispatcher, tracker: Tracker) -> Validated:
     """Stores the booking. A lost race or an outage keeps every answer so nothing has to be retyped."""
     slots = _slots(tracker)
@@ -357,6 +364,10 @@ async def book_from_slots(dispatcher: CollectingDispatcher, tracker: Tracker) ->
             store.book, practice(), details_from_slots(slots), start, _now(), conversation_id=tracker.sender_id
         )
     except (store.SlotTaken, store.SlotNotBookable):
+        # A retried "yes" whose first attempt was stored after Rasa stopped waiting (bot/intake/retries.py).
+        mine = await _own_booking(tracker.sender_id, start)
+        if mine is not None:
+            return {"intake_confirmed": "yes", "intake_booking_code": mine.code, "intake_outcome": "booked"}
         await _offer_times(dispatcher, "utter_intake_time_just_taken")
         return {"intake_time": None, "intake_time_display": None, "intake_confirmed": None, "intake_asked": True}
     except DatabaseUnavailable:

@@ -10,9 +10,12 @@ Visitor messages (`"event": "user"`) go to the same `Watcher` decisions as the t
   decisions read tracker facts (paused? form? recent intents?) by the row's id, as the poller does.
   A visitor message still not stored 30 s after it was sent never will be (the turn failed): parked.
 - At least once: a message is acked only after it was handled, skipped (already handled, from before
-  the first start) or ignored (not a visitor message). A failure is retried (nack + requeue after a
-  growing pause) at most `max_attempts` times per consumer process, then the message is moved to the
-  parking queue `<RABBITMQ_QUEUE>_parked` and logged: never dropped. A redelivered event is skipped by
+  the first start) or ignored (not a visitor message). A failure is retried after a growing pause at
+  most `max_attempts` times in all, then the message is moved to the parking queue
+  `<RABBITMQ_QUEUE>_parked` and logged: never dropped. The attempt count travels with the message (header
+  ATTEMPTS_HEADER on the copy that goes back to the queue; a delivery RabbitMQ marks as redelivered — its
+  consumer died or lost the connection holding it — counts as one more), so restarting the consumer
+  does not give a poison message a fresh set of attempts. A redelivered event is skipped by
   the watcher's handled-event mark, so it never opens a second ticket or pauses twice.
 - RabbitMQ down or restarted: the consumer reconnects with backoff (1, 2, 4 … 30 s), logging each try.
   Visitors never wait for any of this: Rasa publishes in the background and the turn does not wait.
@@ -23,7 +26,6 @@ Visitor messages (`"event": "user"`) go to the same `Watcher` decisions as the t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import threading
@@ -61,6 +63,7 @@ NEVER_STORED_AFTER_SECONDS = 30.0
 MAX_ATTEMPTS = 5
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 8.0
+ATTEMPTS_HEADER = "x-handoff-attempts"
 
 
 class UndecodableMessage(ValueError):
@@ -141,6 +144,17 @@ async def declare_queue(channel: AbstractChannel, exchange_name: str, queue_name
     return queue
 
 
+def attempts_made(message: AbstractIncomingMessage) -> int:
+    """Failed attempts before this delivery: the count the message carries, plus one if RabbitMQ
+    redelivers it (the consumer that held it died or lost its connection, perhaps on this very message)."""
+    raw = (message.headers or {}).get(ATTEMPTS_HEADER, 0)
+    try:
+        carried = max(0, int(raw))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        carried = 0
+    return carried + (1 if message.redelivered else 0)
+
+
 class BrokerConsumer:
     def __init__(
         self,
@@ -169,7 +183,6 @@ class BrokerConsumer:
         self.address = display_address(settings.broker_url)
         self.connected = threading.Event()  # set while consuming (tests and health checks)
         self.counts: Counter[str] = Counter()  # handled, skipped, ignored, requeued, parked, connections
-        self._attempts: Dict[str, int] = {}
         self._baseline: int | None = None
         self._channel: AbstractChannel | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -216,7 +229,6 @@ class BrokerConsumer:
     # --- delivery: ack, retry, park ------------------------------------------------------------------
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         assert self._slots is not None
-        key = hashlib.sha256(message.body).hexdigest()
         try:
             event = decode(message.body, message.app_id)
         except UndecodableMessage as error:  # retrying cannot help
@@ -233,7 +245,7 @@ class BrokerConsumer:
         line.deliveries += 1
         try:
             async with line.lock, self._slots:
-                delay = await self._handle(message, key, event)
+                delay = await self._handle(message, event)
         finally:
             line.deliveries -= 1
             if line.deliveries == 0:
@@ -242,10 +254,9 @@ class BrokerConsumer:
             return
         # Waits outside the line: the events behind this one are handled meanwhile.
         await asyncio.sleep(delay)
-        if await self._settle(message.nack(requeue=True)):
-            self.counts["requeued"] += 1
+        await self._requeue(message)
 
-    async def _handle(self, message: AbstractIncomingMessage, key: str, event: BrokerEvent) -> float | None:
+    async def _handle(self, message: AbstractIncomingMessage, event: BrokerEvent) -> float | None:
         """Acks or parks the message; returns the delay before requeueing it when it is to be retried."""
         try:
             outcome = await asyncio.to_thread(self.process, event)
@@ -254,19 +265,16 @@ class BrokerConsumer:
             await self._park(message, f"{type(error).__name__}: {error}")
             return None
         except Exception as error:
-            delay = self._retry_delay(key, error)
+            delay = self._retry_delay(attempts_made(message) + 1, error)
             if delay is None:
                 await self._park(message, f"{type(error).__name__}: {error}")
             return delay
-        self._attempts.pop(key, None)
         if await self._settle(message.ack()):
             self.counts[outcome] += 1
         return None
 
-    def _retry_delay(self, key: str, error: Exception) -> float | None:
+    def _retry_delay(self, attempt: int, error: Exception) -> float | None:
         """Seconds before the event goes back to the queue, or None when its attempts are used up."""
-        attempt = self._attempts.get(key, 0) + 1
-        self._attempts[key] = attempt
         reason = f"{type(error).__name__}: {error}"
         if attempt < self.max_attempts:
             delay = min(RETRY_MAX_SECONDS, self.retry_first_seconds * 2 ** (attempt - 1))
@@ -275,19 +283,42 @@ class BrokerConsumer:
                 attempt, self.max_attempts, reason, delay,
             )
             return delay
-        self._attempts.pop(key, None)
         log.error(
             "handoff: event not handled after %s attempts (%s); moved to queue %s for a person to look at",
             attempt, reason, self.parking_queue,
         )
         return None
 
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        """Back to the end of the queue as a copy that carries its attempt count, then the original is acked.
+
+        A copy rather than a nack: RabbitMQ keeps no count on a requeued message of a classic queue, and a
+        count kept in this process was lost with it. Published before the ack, so a crash in between
+        leaves a duplicate (skipped by the handled-event mark), never a loss."""
+        assert self._channel is not None
+        headers = {**(message.headers or {}), ATTEMPTS_HEADER: attempts_made(message) + 1}
+        again = aio_pika.Message(
+            message.body, headers=headers, app_id=message.app_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        try:
+            await self._channel.default_exchange.publish(again, routing_key=self.settings.broker_queue)
+        except Exception as error:  # the redelivery of the unacked original counts the attempt instead
+            log.warning("handoff: could not put an event back in the queue (%s); RabbitMQ will redeliver it", error)
+            await self._settle(message.nack(requeue=True))
+            return
+        if await self._settle(message.ack()):
+            self.counts["requeued"] += 1
+
     async def _park(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Kept in a durable queue of its own, then acked: the event is neither lost nor retried forever."""
         assert self._channel is not None
         parked = aio_pika.Message(
             message.body,
-            headers={"x-parked-reason": reason[:300], "x-original-queue": self.settings.broker_queue},
+            headers={
+                "x-parked-reason": reason[:300],
+                "x-original-queue": self.settings.broker_queue,
+                ATTEMPTS_HEADER: attempts_made(message) + 1,
+            },
             app_id=message.app_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )

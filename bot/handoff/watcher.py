@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import session_scope
-from bot.handoff import tickets
+from bot.handoff import reconcile, tickets
 from bot.handoff.clock import Clock, as_utc
 from bot.handoff.config import HandoffSettings
 from bot.handoff.models import (
@@ -252,6 +252,7 @@ class BackgroundWorkers:
     delays the watcher. `settings.event_source` picks the source: the tracker-store poller or the broker."""
 
     PRUNE_EVERY_SECONDS = 3600.0
+    RECONCILE_EVERY_SECONDS = reconcile.EVERY_SECONDS
 
     def __init__(self, settings: HandoffSettings, clock: Clock, rasa: ConversationControl) -> None:
         self.settings = settings
@@ -278,7 +279,11 @@ class BackgroundWorkers:
 
     def start(self) -> None:
         loops: Dict[str, tuple[float, Callable[[], object]]] = {
-            "notifier": (self.settings.outbox_poll_seconds, self._notifier_step)
+            "notifier": (self.settings.outbox_poll_seconds, self._notifier_step),
+            # Risk events whose broker event was lost get their ticket here; the first pass runs at start-up.
+            "reconciler": (
+                self.RECONCILE_EVERY_SECONDS, lambda: reconcile.reconcile_risk_events(self.settings, self.clock)
+            ),
         }
         if self.settings.event_source == "broker":
             from bot.handoff.broker import BrokerConsumer, ConsumerThread

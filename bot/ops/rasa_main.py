@@ -4,7 +4,7 @@
 (rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, read at call time by RemoteAction.run) and offers no
 setting for it. A hung action server would then hold the conversation's lock for minutes, so a crisis
 message sent right after a slow action would wait too. We lower that one module constant before Rasa
-starts; a timed-out action is logged by Rasa's processor and the turn continues without its events.
+starts; a timed-out action is logged and answered with utter_action_failed (12. below).
 
 2. SQLite tracker store (the local default) with synchronous=OFF. Rasa commits on the event loop; with
 SQLite's default (several fsyncs per commit) that was 18% of the server's time under load (py-spy,
@@ -58,6 +58,9 @@ logs every event it could not publish at ERROR level, "reduced" by dropping pars
 visitor's text (and the bot's reply) went into the log. Its log calls now keep only the event's type,
 conversation id and timestamp (found by tests/e2e/test_prod_broker_down.py).
 
+12. A custom action or form that fails or times out answers the visitor with utter_action_failed instead
+of nothing, keeping the form's earlier answers (bot/ops/action_failures.py).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -67,6 +70,8 @@ import functools
 import os
 import sqlite3
 from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
+
+from bot.ops.action_failures import reply_when_actions_fail
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
@@ -335,6 +340,7 @@ def main() -> None:
     shorten_lock_wait(seconds_from_env(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_SECONDS))
     speed_ups()
     keep_visitor_text_out_of_broker_logs()
+    reply_when_actions_fail()
     from rasa.__main__ import main as rasa_cli
 
     rasa_cli()

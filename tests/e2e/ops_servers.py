@@ -35,6 +35,7 @@ class SingleServer:
     var_dir: Path
     rasa_port: int
     processes: Dict[str, object] = field(default_factory=dict)
+    actions_port: int = 0  # the real action server's (also when action_url points Rasa elsewhere)
 
     @property
     def url(self) -> str:
@@ -63,7 +64,7 @@ def start_single(var_dir: Path, action_url: str | None = None, with_actions: boo
     env = child_environment(settings)
     env.update(extra_env or {})
     planned = commands(settings, TOKEN, endpoints)
-    server = SingleServer(var_dir, settings.rasa_port)
+    server = SingleServer(var_dir, settings.rasa_port, actions_port=settings.actions_port)
     if with_actions:
         server.processes["actions"] = spawn(planned["actions"], PROJECT_ROOT, env, var_dir / "logs" / "actions.log")
     server.processes["rasa"] = spawn(planned["rasa"], PROJECT_ROOT, env, var_dir / "logs" / "rasa.log")

@@ -13,6 +13,7 @@ from typing import Iterator, List
 import pytest
 
 from bot.ops.procs import free_port
+from bot.settings import practice
 from tests.e2e.ops_servers import SingleServer, start_single
 
 pytestmark = pytest.mark.e2e
@@ -95,3 +96,10 @@ def test_conversation_continues_after_the_failed_action(rasa_without_actions: Si
     assert replies, "no reply after the failed custom action"
     tracker = Path(rasa_without_actions.var_dir)
     assert (tracker / "tracker.db").exists()
+
+
+def test_the_failed_custom_action_still_gets_a_reply_with_the_phone(rasa_without_actions: SingleServer) -> None:
+    """Refused (down) or timed out (hung): the visitor hears to try again or call, never silence."""
+    replies = rasa_without_actions.say("are you open right now?", f"fault-{uuid.uuid4()}").json()
+    words = " ".join(reply.get("text") or "" for reply in replies)
+    assert "couldn't finish that" in words and practice().phone in words, words

@@ -13,6 +13,7 @@ import pytest
 from bot.db import session_scope
 from bot.handoff.models import HandledEvent, Ticket
 from bot.ops.prod import Topology
+from bot.safety.models import RiskEvent
 from tests.e2e.ops_servers import PRIVATE_MESSAGE, private_text_in_logs
 from tests.e2e.prod_topology import public_url, say, start_topology, stop_topology
 from tests.handoff.rabbit import TcpProxy, unreachable_reason
@@ -93,7 +94,10 @@ def test_a_broker_outage_never_reaches_visitors_and_staff_catch_up_after_it(
     ]
     with session_scope(topology.env["DATABASE_URL"]) as session:
         sources = [mark.source for mark in session.query(HandledEvent).filter_by(conversation_id=during)]
-    assert sources == ["broker"]
+        # Recorded apart from the broker too: what bot/handoff/reconcile.py opens a ticket from if it is lost.
+        risk_records = session.query(RiskEvent).filter_by(conversation_id=during).count()
+    assert sources == ["broker"]  # the reconciliation left it to the watcher: no second ticket
+    assert risk_records == 1
     assert web_log.read_text().count(f"consuming queue {topology.env['RABBITMQ_QUEUE']}") >= 2
     # Rasa logged the events it could not publish, without what the visitors wrote.
     assert "failed Pika event" in (topology.settings.log_dir / "rasa-1.log").read_text()

@@ -207,6 +207,31 @@ def test_an_event_that_cannot_be_handled_is_parked_after_the_last_attempt_not_lo
     assert any("after 3 attempts" in line and queues.parked in line for line in errors), errors
 
 
+def test_a_restarted_consumer_does_not_give_a_poison_message_new_attempts(
+    broker_settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile,
+    queues: ThrowawayQueues, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The attempt count lives with the message, not in the consumer: three attempts in all, over two
+    consumer processes (the first stopped while holding the message, as a crash or deploy would)."""
+    poison = rasa_body("v1", visitor("help me", "request_human"))  # never stored: fails every time
+    first = consumer_for(broker_settings, clock, rasa, store_wait_seconds=0.05, retry_first_seconds=60,
+                         max_attempts=3)
+    with caplog.at_level(logging.WARNING, logger="bot.handoff.broker"), consuming(first):
+        queues.publish(poison)
+        wait_until(lambda: "attempt 1 of 3" in caplog.text, 10, "the first attempt failed")
+    assert first.counts["requeued"] == 0  # stopped during its pause, still holding the message
+    second = consumer_for(broker_settings, clock, rasa, store_wait_seconds=0.05, retry_first_seconds=0.05,
+                          max_attempts=3)
+    with consuming(second):
+        wait_until(lambda: second.counts["parked"] == 1, 15, "the poison message parked")
+    # Attempt 2 (the redelivery) went back to the queue once, carrying its count; attempt 3 parked it.
+    # A consumer that counted in memory would have started again at 1 and requeued it twice.
+    assert second.counts["requeued"] == 1
+    ((body, headers),) = queues.take_all(queues.parked)
+    assert body == poison and int(headers["x-handoff-attempts"]) == 3
+    assert queues.waiting(queues.queue) == 0 and tickets(broker_settings) == []
+
+
 def test_a_turn_that_was_never_stored_neither_holds_up_the_others_nor_is_retried_for_ever(
     broker_settings: HandoffSettings, clock: ManualClock, rasa: FakeRasa, trackers: TrackerFile,
     queues: ThrowawayQueues,

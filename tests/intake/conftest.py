@@ -56,6 +56,7 @@ def tracker(
     set_now: Dict[str, Any] | None = None,
     form: str | None = "intake_form",
     intent: str = "inform",
+    sender: str = "intake-test",
 ) -> Tracker:
     """A tracker as the action server receives it: `set_now` are the slots extracted from this message."""
     current = {**slots, **(set_now or {})}
@@ -63,7 +64,7 @@ def tracker(
     events += [{"event": "slot", "name": name, "value": value} for name, value in (set_now or {}).items()]
     latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": []}
     return Tracker(
-        "intake-test",
+        sender,
         current,
         latest,
         events,

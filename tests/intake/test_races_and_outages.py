@@ -32,7 +32,8 @@ def test_fifty_concurrent_confirmations_make_exactly_one_booking(database_url: s
     results: List[Any] = [None] * ATTEMPTS
 
     def attempt(index: int) -> None:
-        the_tracker = tracker(slots, "yes", {"intake_confirmed": "yes"})
+        # Fifty different visitors: a retry from the same conversation finds its own booking instead.
+        the_tracker = tracker(slots, "yes", {"intake_confirmed": "yes"}, sender=f"visitor-{index}")
         barrier.wait()
         try:
             results[index] = run(ValidateIntakeForm(), the_tracker)
