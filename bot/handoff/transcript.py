@@ -123,37 +123,29 @@ class TrackerStoreReader:
 
     def is_paused_before(self, sender_id: str, event_id: int) -> bool:
         """Whether the conversation was paused when this event arrived (the last state change decides)."""
-        query = (
-            select(EVENTS.c.type_name)
-            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, EVENTS.c.type_name.in_(STATE_EVENTS))
-            .order_by(EVENTS.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as connection:
-            return connection.execute(query).scalar() == "pause"
+        last = self._latest_before(EVENTS.c.type_name, sender_id, event_id, EVENTS.c.type_name.in_(STATE_EVENTS))
+        return bool(last == "pause")
 
     def active_form_before(self, sender_id: str, event_id: int) -> str | None:
         """The form (active loop) running when this event arrived, if any."""
-        query = (
-            select(EVENTS.c.data)
-            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, EVENTS.c.type_name.in_(LOOP_EVENTS))
-            .order_by(EVENTS.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as connection:
-            raw = connection.execute(query).scalar()
+        raw = self._latest_before(EVENTS.c.data, sender_id, event_id, EVENTS.c.type_name.in_(LOOP_EVENTS))
         return (json.loads(raw) if raw else {}).get("name")
 
     def last_action_before(self, sender_id: str, event_id: int) -> str | None:
         """The assistant's last action before this event (action_listen aside): what the visitor answered."""
+        return self._latest_before(
+            EVENTS.c.action_name,
+            sender_id,
+            event_id,
+            EVENTS.c.type_name == "action",
+            EVENTS.c.action_name != "action_listen",
+        )
+
+    def _latest_before(self, column: Any, sender_id: str, event_id: int, *conditions: Any) -> Any:
+        """`column` of the conversation's latest event before `event_id` that meets `conditions` (None if none)."""
         query = (
-            select(EVENTS.c.action_name)
-            .where(
-                EVENTS.c.sender_id == sender_id,
-                EVENTS.c.id < event_id,
-                EVENTS.c.type_name == "action",
-                EVENTS.c.action_name != "action_listen",
-            )
+            select(column)
+            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, *conditions)
             .order_by(EVENTS.c.id.desc())
             .limit(1)
         )
