@@ -12,15 +12,12 @@ from sqlalchemy.orm import Session
 
 from bot.db import DatabaseUnavailable, database_transaction, engine_for, session_scope, upgrade, with_database
 from bot.safety.models import RiskEvent
-from tests.db_urls import postgres_database
+from tests.db_urls import empty_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        yield from postgres_database("dbtest")
+    yield from empty_database(request.param, tmp_path, "dbtest")
 
 
 def test_migrations_create_the_schema(database_url: str) -> None:
