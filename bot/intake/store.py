@@ -189,12 +189,12 @@ def _contact_matches(booking: Booking, contact_text: str) -> bool:
 def _live_booking(session: Session, code_text: str, contact_text: str) -> Booking:
     code = normalise_code(code_text)
     if code is None:
-        raise BookingNotFound()
+        raise BookingNotFound
     booking = session.execute(
         select(Booking).where(Booking.code == code, Booking.status == "booked")
     ).scalar_one_or_none()
     if booking is None or not _contact_matches(booking, contact_text):
-        raise BookingNotFound()
+        raise BookingNotFound
     return booking
 
 

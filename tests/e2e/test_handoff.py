@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import socketio
@@ -81,8 +81,8 @@ def staff_account(assistant: RunningAssistant) -> str:
 
 
 @pytest.fixture
-def staff_page(chromium: Browser) -> Iterator[Page]:
-    yield chromium.new_page()
+def staff_page(chromium: Browser) -> Page:
+    return chromium.new_page()
 
 
 def test_visitor_hands_over_staff_replies_live_and_hands_back(

@@ -110,7 +110,7 @@ def browser(stack: Stack) -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def new_page(browser: Browser, stack: Stack) -> Iterator[Callable[..., Page]]:
     """A factory for pages in fresh browser contexts; every request they make is recorded and checked."""
     contexts: List[BrowserContext] = []
