@@ -11,6 +11,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, fu
 from sqlalchemy.engine import Engine
 
 from bot.db import engine_for
+from bot.handoff.wording import wording
 
 _metadata = MetaData()
 # The columns of rasa.core.tracker_store.SQLTrackerStore.SQLEvent that the staff side reads.
@@ -28,13 +29,6 @@ EVENTS = Table(
 STATE_EVENTS = ("pause", "resume", "restart", "session_started")
 # A restart or a new session ends any form; their events carry no "name", which reads as "no form".
 LOOP_EVENTS = ("active_loop", "restart", "session_started")
-# How state changes read in the staff console's transcript.
-SYSTEM_LABELS = {
-    "pause": "Assistant paused: the conversation waits for staff",
-    "resume": "Assistant resumed",
-    "restart": "The visitor restarted the conversation",
-    "session_started": "New session",
-}
 
 
 @dataclass(frozen=True)
@@ -203,6 +197,7 @@ def _risk_from_parse_data(parse_data: Dict[str, Any]) -> Dict[str, Any]:
 
 def to_entries(events: List[TrackerEvent]) -> List[TranscriptEntry]:
     entries: List[TranscriptEntry] = []
+    system_lines = wording().system_lines
     for event in events:
         at = datetime.fromtimestamp(event.timestamp, tz=timezone.utc)
         if event.type_name == "user":
@@ -225,6 +220,6 @@ def to_entries(events: List[TrackerEvent]) -> List[TranscriptEntry]:
                 )
             else:
                 entries.append(TranscriptEntry(event.id, at, "bot", str(event.data.get("text") or "")))
-        elif event.type_name in SYSTEM_LABELS:
-            entries.append(TranscriptEntry(event.id, at, "system", SYSTEM_LABELS[event.type_name]))
+        elif event.type_name in system_lines:  # how state changes read in the transcript
+            entries.append(TranscriptEntry(event.id, at, "system", system_lines[event.type_name]))
     return entries

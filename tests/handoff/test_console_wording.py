@@ -1,4 +1,4 @@
-"""The staff console's words come from data/console.yml, checked on load, and reach pages escaped."""
+"""The staff side's words come from data/console.yml, checked on load, and reach pages escaped."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from bot.db import session_scope
-from bot.handoff import accounts
+from bot.handoff import accounts, tickets, transcript
 from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
 from bot.handoff.console import routes
-from bot.handoff.console.wording import CONSOLE_FILE, load_wording
+from bot.handoff.models import OutboxMessage
+from bot.handoff.wording import CONSOLE_FILE, load_wording
 from bot.settings import ConfigError
 from tests.handoff.conftest import FakeRasa
 from tests.handoff.console_client import Browser, ConsoleServer
@@ -42,10 +43,34 @@ def test_the_lockout_sentence_counts_minutes_in_words() -> None:
     assert words.reasons["could_not_help"] == "Assistant could not help"
 
 
-@pytest.mark.parametrize("change", [{"rasa_down": None}, {"rasa_dwon": "typo"}])
-def test_a_missing_or_misspelt_key_stops_the_console_from_loading(tmp_path: Path, change: dict) -> None:
-    with pytest.raises(ConfigError, match="rasa_d"):
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        ({"rasa_down": None}, "rasa_down"),
+        ({"rasa_dwon": "typo"}, "rasa_dwon"),
+        ({"notices": {"new": "New ticket", "priority_raised": "More urgent"}}, "notices"),  # no escalation
+        ({"system_lines": "Assistant paused"}, "system_lines"),
+    ],
+)
+def test_a_missing_or_misspelt_key_stops_the_staff_side_from_loading(tmp_path: Path, change: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
         load_wording(edited_copy(tmp_path, **change))
+
+
+def test_transcript_lines_and_webhook_notices_use_the_file(
+    tmp_path: Path, settings: HandoffSettings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = {"pause": "Bot on hold", "resume": "Bot back", "restart": "Started over", "session_started": "New visit"}
+    notices = {"new": "Someone needs you", "priority_raised": "More urgent now", "escalation": "Still waiting"}
+    reworded = load_wording(edited_copy(tmp_path, system_lines=lines, notices=notices))
+    monkeypatch.setattr(transcript, "wording", lambda: reworded)
+    monkeypatch.setattr(tickets, "wording", lambda: reworded)
+    paused = transcript.TrackerEvent(7, "v1", "pause", 1767625200.0, None, None, {})
+    assert [(entry.kind, entry.text) for entry in transcript.to_entries([paused])] == [("system", "Bot on hold")]
+    with session_scope(settings.database_url) as session:
+        tickets.open_ticket(session, clock, "v1", "risk", "acute", settings.console_url)
+        (notice,) = session.query(OutboxMessage).all()
+        assert notice.payload["text"].startswith("Someone needs you (priority: acute): http://localhost:5600/staff/")
 
 
 @pytest.fixture

@@ -25,12 +25,12 @@ from bot.handoff.clock import Clock, SystemClock, as_utc
 from bot.handoff.config import HandoffSettings, load_settings
 from bot.handoff.console import sessions
 from bot.handoff.console.booking import booking_for
-from bot.handoff.console.wording import wording
 from bot.handoff.models import ROLES, STATUS_CLAIMED, STATUS_CLOSED, StaffAccount, Ticket
 from bot.handoff.rasa_api import ConversationControl, RasaUnavailable
 from bot.handoff.routing import conversation_control
 from bot.handoff.transcript import TrackerStoreReader, to_entries
 from bot.handoff.watcher import BackgroundWorkers
+from bot.handoff.wording import wording
 from bot.safety.models import RiskEvent
 from bot.settings import practice
 
