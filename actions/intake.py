@@ -17,6 +17,7 @@ from bot.intake.codes import normalise_code
 from bot.settings import practice
 
 Validated = Dict[str, Any]
+INVALID_PREFERENCE = "utter_intake_invalid_preference"
 
 
 def _now() -> datetime:
@@ -70,6 +71,13 @@ def _rejected(dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, res
 
 def _accepted(values: Validated) -> Validated:
     return {**values, "intake_failures": 0.0}
+
+
+def _checked(dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, parsed: Any, invalid: str) -> Validated:
+    """The parsed answer for `slot`, or (when it could not be read: None) the `invalid` re-prompt."""
+    if parsed is None:
+        return _rejected(dispatcher, tracker, slot, invalid)
+    return _accepted({slot: parsed})
 
 
 async def _check_time(dispatcher: CollectingDispatcher, text: str) -> Tuple[datetime | None, bool]:
@@ -144,17 +152,12 @@ class ValidateIntakeForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
         care_for = answers.parse_care_for(str(value))
-        if care_for is None:
-            return _rejected(dispatcher, tracker, "intake_care_for", "utter_intake_invalid_care_for")
-        return _accepted({"intake_care_for": care_for})
+        return _checked(dispatcher, tracker, "intake_care_for", care_for, "utter_intake_invalid_care_for")
 
     async def validate_intake_age(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
-        age = answers.parse_age(str(value))
-        if age is None:
-            return _rejected(dispatcher, tracker, "intake_age", "utter_intake_invalid_age")
-        return _accepted({"intake_age": age})
+        return _checked(dispatcher, tracker, "intake_age", answers.parse_age(str(value)), "utter_intake_invalid_age")
 
     async def validate_intake_guardian_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -200,9 +203,7 @@ class ValidateIntakeForm(FormValidationAction):
         has_phone = bool(tracker.get_slot("intake_phone"))
         has_email = bool(tracker.get_slot("intake_email"))
         method = answers.parse_method(str(value), has_phone, has_email)
-        if method is None:
-            return _rejected(dispatcher, tracker, "intake_contact_method", "utter_intake_invalid_method")
-        return _accepted({"intake_contact_method": method})
+        return _checked(dispatcher, tracker, "intake_contact_method", method, "utter_intake_invalid_method")
 
     async def validate_intake_leave_message(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -238,9 +239,7 @@ class ValidateIntakeForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
         care_type = answers.parse_care_type(str(value))
-        if care_type is None:
-            return _rejected(dispatcher, tracker, "intake_care_type", "utter_intake_invalid_care_type")
-        return _accepted({"intake_care_type": care_type})
+        return _checked(dispatcher, tracker, "intake_care_type", care_type, "utter_intake_invalid_care_type")
 
     async def validate_intake_wants_preferences(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -251,40 +250,33 @@ class ValidateIntakeForm(FormValidationAction):
             return _accepted({"intake_wants_preferences": "yes"})
         return _rejected(dispatcher, tracker, "intake_wants_preferences", "utter_intake_invalid_yes_no")
 
-    async def _preference(
-        self, slot: str, parsed: str | None, dispatcher: CollectingDispatcher, tracker: Tracker
-    ) -> Validated:
-        if parsed is None:
-            return _rejected(dispatcher, tracker, slot, "utter_intake_invalid_preference")
-        return _accepted({slot: parsed})
-
     async def validate_intake_pref_format(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
-        return await self._preference("intake_pref_format", answers.parse_format(str(value)), dispatcher, tracker)
+        return _checked(dispatcher, tracker, "intake_pref_format", answers.parse_format(str(value)), INVALID_PREFERENCE)
 
     async def validate_intake_pref_gender(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
-        return await self._preference("intake_pref_gender", answers.parse_gender(str(value)), dispatcher, tracker)
+        return _checked(dispatcher, tracker, "intake_pref_gender", answers.parse_gender(str(value)), INVALID_PREFERENCE)
 
     async def validate_intake_pref_language(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
         parsed = answers.parse_free_preference(str(value))
-        return await self._preference("intake_pref_language", parsed, dispatcher, tracker)
+        return _checked(dispatcher, tracker, "intake_pref_language", parsed, INVALID_PREFERENCE)
 
     async def validate_intake_pref_affirming(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
         parsed = answers.parse_affirming(str(value))
-        return await self._preference("intake_pref_affirming", parsed, dispatcher, tracker)
+        return _checked(dispatcher, tracker, "intake_pref_affirming", parsed, INVALID_PREFERENCE)
 
     async def validate_intake_pref_approaches(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Validated:
         parsed = answers.parse_free_preference(str(value))
-        return await self._preference("intake_pref_approaches", parsed, dispatcher, tracker)
+        return _checked(dispatcher, tracker, "intake_pref_approaches", parsed, INVALID_PREFERENCE)
 
     async def validate_intake_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -6,20 +6,23 @@ Schema changes go through Alembic migrations in bot/migrations/ — `python -m b
 
 from __future__ import annotations
 
+import logging
 import sys
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, declarative_base, sessionmaker
 
 from bot.settings import runtime
 
+log = logging.getLogger(__name__)
 Base = declarative_base()
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -70,6 +73,46 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def database_transaction(
+    url: str | None = None, *, failure: str = "application database unavailable", conflicts_pass: bool = True
+) -> Iterator[Session]:
+    """`session_scope` whose database failures are logged and raised as `DatabaseUnavailable`.
+
+    The log line is `failure` and the error's class name, nothing more: driver messages quote the
+    statement's parameters, which can be a visitor's words or contact details. An IntegrityError is
+    a conflict the caller decides about (a time just taken), so it passes through unless
+    `conflicts_pass` is False. Errors that are not the database's (BookingNotFound…) pass through.
+    """
+    try:
+        with session_scope(url) as session:
+            yield session
+    except SQLAlchemyError as error:
+        if conflicts_pass and isinstance(error, IntegrityError):
+            raise
+        log.warning("%s (%s)", failure, type(error).__name__)
+        raise DatabaseUnavailable(type(error).__name__) from None
+
+
+Result = TypeVar("Result")
+Fallback = TypeVar("Fallback")
+
+
+def with_database(
+    work: Callable[[Session], Result], fallback: Fallback, failure: str, url: str | None = None
+) -> Result | Fallback:
+    """`work(session)` in one transaction; `fallback` when the database fails (logged as `failure`).
+
+    For writes and reads the caller can do without (a record, a routing hint): any database error,
+    conflicts included, is logged by `database_transaction` and the caller carries on.
+    """
+    try:
+        with database_transaction(url, failure=failure, conflicts_pass=False) as session:
+            return work(session)
+    except DatabaseUnavailable:
+        return fallback
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -50,12 +50,12 @@ def classifier_guess(parse: Dict[str, Any]) -> tuple[str, float]:
 
 def eval_examples() -> List[tuple[str, str]]:
     document = yaml.safe_load((EVAL_DIR / "paraphrases.yml").read_text(encoding="utf-8"))
-    pairs = []
-    for block in document["nlu"]:
-        for line in block["examples"].splitlines():
-            if line.strip():
-                pairs.append((line.strip()[2:].strip(), str(block["intent"])))
-    return pairs
+    return [
+        (line.strip()[2:].strip(), str(block["intent"]))
+        for block in document["nlu"]
+        for line in block["examples"].splitlines()
+        if line.strip()
+    ]
 
 
 def nonsense_examples() -> List[str]:

@@ -32,15 +32,19 @@ def postgres_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
+def empty_database(kind: str, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """A fresh database without any tables: "sqlite" (a file) or "postgresql" (dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+    else:
+        yield from postgres_database(prefix)
+
+
 def migrated_database(kind: str, tmp_path: Path, prefix: str) -> Iterator[str]:
     """A fresh application database with every migration applied: "sqlite" (a file) or "postgresql"."""
     from bot.db import engine_for, upgrade
 
-    if kind == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'app.db'}"])
-    else:
-        urls = postgres_database(prefix)
-    for url in urls:
+    for url in empty_database(kind, tmp_path, prefix):
         upgrade(url)
         yield url
         engine_for(url).dispose()

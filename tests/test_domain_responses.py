@@ -64,6 +64,6 @@ def test_greeting_discloses_automation_and_the_crisis_line() -> None:
 
 
 def test_no_response_promises_secrecy() -> None:
-    forbidden = re.compile(r"\b(I|we) (will|won't|promise)[^.]*\b(secret|tell anyone|keep this between)", re.I)
+    forbidden = re.compile(r"\b(I|we) (will|won't|promise)[^.]*\b(secret|tell anyone|keep this between)", re.IGNORECASE)
     offenders = [text for text in all_texts() if forbidden.search(text)]
     assert not offenders

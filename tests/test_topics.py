@@ -64,11 +64,13 @@ def test_other_responses_get_no_suggestions() -> None:
 
 
 def answers_of_content_rules() -> List[str]:
-    actions = []
-    for name in CONTENT_RULE_FILES:
-        for rule in yaml.safe_load((ROOT / "data" / "rules" / f"{name}.yml").read_text())["rules"]:
-            actions.append(rule["steps"][-1]["action"])
-    return sorted(set(actions))
+    return sorted(
+        {
+            rule["steps"][-1]["action"]
+            for name in CONTENT_RULE_FILES
+            for rule in yaml.safe_load((ROOT / "data" / "rules" / f"{name}.yml").read_text())["rules"]
+        }
+    )
 
 
 def test_every_topic_answer_offers_a_next_step() -> None:

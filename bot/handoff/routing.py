@@ -15,7 +15,7 @@ from typing import Any, Dict, Mapping
 
 from sqlalchemy import select
 
-from bot.db import session_scope
+from bot.db import with_database
 from bot.handoff.config import HandoffSettings
 from bot.handoff.models import HandledEvent
 from bot.handoff.rasa_api import ConversationControl, RasaHttpApi
@@ -72,12 +72,13 @@ class ConversationRouter:
             .order_by(HandledEvent.event_id.desc())
             .limit(1)
         )
-        try:
-            with session_scope(self.database_url) as session:
-                publisher = session.execute(query).scalar()
-        except Exception as error:  # the database is down: the default process is still worth a try
-            log.warning("handoff: could not look up the conversation's Rasa process (%s)", type(error).__name__)
-            publisher = None
+        # The database is down: the default process is still worth a try.
+        publisher = with_database(
+            lambda session: session.execute(query).scalar(),
+            None,
+            "handoff: could not look up the conversation's Rasa process",
+            self.database_url,
+        )
         control = self.controls.get(publisher or "")
         return RoutedControl(control, self.default) if control is not None else self.default
 

@@ -20,6 +20,7 @@ from bot.handoff.models import (
     StaffAccount,
     Ticket,
 )
+from bot.handoff.wording import wording
 
 RISK_PRIORITY: Dict[str, int] = {"imminent": 0, "acute": 1, "concern": 2}
 OTHER_PRIORITY = 3
@@ -140,11 +141,7 @@ def enqueue_notification(session: Session, clock: Clock, ticket: Ticket, kind: s
     """Only the link and the urgency leave the building: no names, no message text."""
     link = f"{console_url.rstrip('/')}/tickets/{ticket.id}"
     label = priority_label(ticket)
-    headline = {
-        "new": "New handoff ticket",
-        "priority_raised": "Handoff ticket is now more urgent",
-        "escalation": "ESCALATION: urgent handoff ticket still unclaimed",
-    }[kind]
+    headline = wording().notices[kind]
     message = OutboxMessage(
         ticket_id=ticket.id,
         kind=kind,

@@ -11,6 +11,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, fu
 from sqlalchemy.engine import Engine
 
 from bot.db import engine_for
+from bot.handoff.wording import wording
 
 _metadata = MetaData()
 # The columns of rasa.core.tracker_store.SQLTrackerStore.SQLEvent that the staff side reads.
@@ -28,13 +29,6 @@ EVENTS = Table(
 STATE_EVENTS = ("pause", "resume", "restart", "session_started")
 # A restart or a new session ends any form; their events carry no "name", which reads as "no form".
 LOOP_EVENTS = ("active_loop", "restart", "session_started")
-# How state changes read in the staff console's transcript.
-SYSTEM_LABELS = {
-    "pause": "Assistant paused: the conversation waits for staff",
-    "resume": "Assistant resumed",
-    "restart": "The visitor restarted the conversation",
-    "session_started": "New session",
-}
 
 
 @dataclass(frozen=True)
@@ -123,37 +117,29 @@ class TrackerStoreReader:
 
     def is_paused_before(self, sender_id: str, event_id: int) -> bool:
         """Whether the conversation was paused when this event arrived (the last state change decides)."""
-        query = (
-            select(EVENTS.c.type_name)
-            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, EVENTS.c.type_name.in_(STATE_EVENTS))
-            .order_by(EVENTS.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as connection:
-            return connection.execute(query).scalar() == "pause"
+        last = self._latest_before(EVENTS.c.type_name, sender_id, event_id, EVENTS.c.type_name.in_(STATE_EVENTS))
+        return bool(last == "pause")
 
     def active_form_before(self, sender_id: str, event_id: int) -> str | None:
         """The form (active loop) running when this event arrived, if any."""
-        query = (
-            select(EVENTS.c.data)
-            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, EVENTS.c.type_name.in_(LOOP_EVENTS))
-            .order_by(EVENTS.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as connection:
-            raw = connection.execute(query).scalar()
+        raw = self._latest_before(EVENTS.c.data, sender_id, event_id, EVENTS.c.type_name.in_(LOOP_EVENTS))
         return (json.loads(raw) if raw else {}).get("name")
 
     def last_action_before(self, sender_id: str, event_id: int) -> str | None:
         """The assistant's last action before this event (action_listen aside): what the visitor answered."""
+        return self._latest_before(
+            EVENTS.c.action_name,
+            sender_id,
+            event_id,
+            EVENTS.c.type_name == "action",
+            EVENTS.c.action_name != "action_listen",
+        )
+
+    def _latest_before(self, column: Any, sender_id: str, event_id: int, *conditions: Any) -> Any:
+        """`column` of the conversation's latest event before `event_id` that meets `conditions` (None if none)."""
         query = (
-            select(EVENTS.c.action_name)
-            .where(
-                EVENTS.c.sender_id == sender_id,
-                EVENTS.c.id < event_id,
-                EVENTS.c.type_name == "action",
-                EVENTS.c.action_name != "action_listen",
-            )
+            select(column)
+            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.id < event_id, *conditions)
             .order_by(EVENTS.c.id.desc())
             .limit(1)
         )
@@ -211,6 +197,7 @@ def _risk_from_parse_data(parse_data: Dict[str, Any]) -> Dict[str, Any]:
 
 def to_entries(events: List[TrackerEvent]) -> List[TranscriptEntry]:
     entries: List[TranscriptEntry] = []
+    system_lines = wording().system_lines
     for event in events:
         at = datetime.fromtimestamp(event.timestamp, tz=timezone.utc)
         if event.type_name == "user":
@@ -233,6 +220,6 @@ def to_entries(events: List[TrackerEvent]) -> List[TranscriptEntry]:
                 )
             else:
                 entries.append(TranscriptEntry(event.id, at, "bot", str(event.data.get("text") or "")))
-        elif event.type_name in SYSTEM_LABELS:
-            entries.append(TranscriptEntry(event.id, at, "system", SYSTEM_LABELS[event.type_name]))
+        elif event.type_name in system_lines:  # how state changes read in the transcript
+            entries.append(TranscriptEntry(event.id, at, "system", system_lines[event.type_name]))
     return entries

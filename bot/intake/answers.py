@@ -167,7 +167,7 @@ def parse_age(text: str) -> int | None:
 NAME_PREFIXES = re.compile(
     r"^(my name is|my name's|name is|i am|i'm|im|it's|its|this is|call me|her name is|his name is|"
     r"their name is|they're|she's|he's|name)\s+",
-    re.I,
+    re.IGNORECASE,
 )
 NAME_PART = re.compile(r"^[^\W\d_][^\W\d_'\-.]*(?:['\-.][^\W\d_]+)*\.?$")
 

@@ -115,7 +115,7 @@ def correction_targets(text: str) -> List[str]:
 
 
 def cleared(slots: List[str]) -> Dict[str, Any]:
-    return {name: None for name in slots}
+    return dict.fromkeys(slots)
 
 
 def preferences(slots: Mapping[str, Any]) -> Dict[str, str]:

@@ -18,9 +18,8 @@ from datetime import datetime, timedelta, timezone
 import requests
 from sqlalchemy import select
 
-from bot.db import DatabaseUnavailable
+from bot.db import DatabaseUnavailable, database_transaction
 from bot.intake.models import OutboxMessage
-from bot.intake.store import database_transaction
 
 log = logging.getLogger("bot.intake.outbox")
 MAX_BACKOFF_SECONDS = 300.0

@@ -24,11 +24,11 @@ PART_OF_DAY = {
     "lunchtime": (time(11, 30), time(13, 30)),
 }
 HAS_CLOCK_TIME = re.compile(
-    r"\b\d{1,2}(:\d{2})\s*(am|pm|a\.m\.|p\.m\.)?|\b\d{1,2}\s*(am|pm|a\.m\.|p\.m\.)|\bnoon\b", re.I
+    r"\b\d{1,2}(:\d{2})\s*(am|pm|a\.m\.|p\.m\.)?|\b\d{1,2}\s*(am|pm|a\.m\.|p\.m\.)|\bnoon\b", re.IGNORECASE
 )
 # "4:30" with no am/pm and a one-digit hour: in office hours that is the afternoon ("07:30" is left alone).
-SHORT_CLOCK = re.compile(r"(?<![\d:])([1-7]):(\d{2})\b(?!\s*(am|pm|a\.m|p\.m))", re.I)
-BARE_HOUR = re.compile(r"\b(at|@)\s*(\d{1,2})\b(?!\s*(:|am|pm|a\.m|p\.m))", re.I)
+SHORT_CLOCK = re.compile(r"(?<![\d:])([1-7]):(\d{2})\b(?!\s*(am|pm|a\.m|p\.m))", re.IGNORECASE)
+BARE_HOUR = re.compile(r"\b(at|@)\s*(\d{1,2})\b(?!\s*(:|am|pm|a\.m|p\.m))", re.IGNORECASE)
 
 
 def call_starts_on(practice: Practice, day: date) -> List[datetime]:

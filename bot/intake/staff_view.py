@@ -15,9 +15,9 @@ from typing import Dict, List
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from bot.db import database_transaction
 from bot.intake import schedule
 from bot.intake.models import Booking
-from bot.intake.store import database_transaction
 from bot.settings import Practice, practice
 
 LIVE_STATUS = "booked"

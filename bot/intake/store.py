@@ -7,18 +7,17 @@ the practice's phone number instead of an error.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, Iterator, List
+from typing import Dict, List
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import DatabaseUnavailable, session_scope
+from bot.db import DatabaseUnavailable, database_transaction
 from bot.intake.answers import parse_email, parse_phone
 from bot.intake.codes import new_code, normalise_code
 from bot.intake.models import Booking, ContactPreference, IntakeSlot, OutboxMessage
@@ -65,20 +64,6 @@ class BookedCall:
     booking_id: int
     code: str
     starts_at: datetime
-
-
-@contextmanager
-def database_transaction(url: str | None) -> Iterator[Session]:
-    """A transaction whose infrastructure failures surface as DatabaseUnavailable (conflicts pass through)."""
-    try:
-        with session_scope(url) as session:
-            yield session
-    except IntegrityError:
-        raise
-    except (DBAPIError, SQLAlchemyError) as error:
-        # Only the class name: driver messages can quote the values that failed.
-        log.warning("application database unavailable (%s)", type(error).__name__)
-        raise DatabaseUnavailable(type(error).__name__) from None
 
 
 def _is_slot_conflict(error: IntegrityError) -> bool:
@@ -204,12 +189,12 @@ def _contact_matches(booking: Booking, contact_text: str) -> bool:
 def _live_booking(session: Session, code_text: str, contact_text: str) -> Booking:
     code = normalise_code(code_text)
     if code is None:
-        raise BookingNotFound()
+        raise BookingNotFound
     booking = session.execute(
         select(Booking).where(Booking.code == code, Booking.status == "booked")
     ).scalar_one_or_none()
     if booking is None or not _contact_matches(booking, contact_text):
-        raise BookingNotFound()
+        raise BookingNotFound
     return booking
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List
 
-from bot.safety.models import RiskEvent
+from sqlalchemy.orm import Session
 
-logger = logging.getLogger(__name__)
+from bot.safety.models import RiskEvent
 
 STICKY_REPLIES = {"utter_risk_acute", "utter_risk_imminent", "utter_risk_concern"}
 
@@ -62,34 +61,46 @@ def _turn(conversation_id: str, event: Dict[str, Any], level: str, safety: Dict[
     )
 
 
-def record(turns: List[RiskTurn], database_url: str) -> int:
-    """Insert the turns not stored yet (one row per message); returns how many were added."""
+def record(turns: List[RiskTurn], database_url: str) -> int | None:
+    """Insert the turns not stored yet (one row per message); how many were added, None if the database failed.
+
+    A failure is logged (without the turns' text) and nothing is raised: the caller sends the turns again
+    with the conversation's next save.
+    """
     if not turns:
         return 0
-    from bot.db import session_scope
+    from bot.db import with_database
 
+    return with_database(
+        lambda session: _add_new(session, turns),
+        None,
+        f"could not record {len(turns)} risk event(s) in the application database",
+        database_url,
+    )
+
+
+def _add_new(session: Session, turns: List[RiskTurn]) -> int:
     added = 0
-    with session_scope(database_url) as session:
-        conversation_ids = {turn.conversation_id for turn in turns}
-        stored = {
-            (row.conversation_id, row.message_id)
-            for row in session.query(RiskEvent.conversation_id, RiskEvent.message_id).filter(
-                RiskEvent.conversation_id.in_(conversation_ids)
+    conversation_ids = {turn.conversation_id for turn in turns}
+    stored = {
+        (row.conversation_id, row.message_id)
+        for row in session.query(RiskEvent.conversation_id, RiskEvent.message_id).filter(
+            RiskEvent.conversation_id.in_(conversation_ids)
+        )
+    }
+    for turn in turns:
+        if (turn.conversation_id, turn.message_id) in stored:
+            continue
+        stored.add((turn.conversation_id, turn.message_id))
+        session.add(
+            RiskEvent(
+                conversation_id=turn.conversation_id,
+                message_id=turn.message_id,
+                level=turn.level,
+                score=turn.score,
+                categories=turn.categories,
+                reasons=turn.reasons,
             )
-        }
-        for turn in turns:
-            if (turn.conversation_id, turn.message_id) in stored:
-                continue
-            stored.add((turn.conversation_id, turn.message_id))
-            session.add(
-                RiskEvent(
-                    conversation_id=turn.conversation_id,
-                    message_id=turn.message_id,
-                    level=turn.level,
-                    score=turn.score,
-                    categories=turn.categories,
-                    reasons=turn.reasons,
-                )
-            )
-            added += 1
+        )
+        added += 1
     return added

@@ -48,9 +48,11 @@ class RiskRecordingTrackerStore(CachedSQLTrackerStore):  # Rasa's SQL store + a 
 
     def _write(self, turns: list) -> int:
         try:
-            added = record(turns, self.risk_database_url)
-        except Exception:  # database down: log for staff, never raise into Rasa
-            logger.exception("could not record %d risk event(s) in the application database", len(turns))
+            added = record(turns, self.risk_database_url)  # a database failure is logged there and gives None
+        except Exception:  # anything else (a bug) must not vanish silently in this worker thread
+            logger.exception("could not record %d risk event(s)", len(turns))
+            return 0
+        if added is None:
             return 0
         if len(self._stored_turns) > MAX_REMEMBERED_TURNS:
             self._stored_turns.clear()  # only costs a query per conversation again

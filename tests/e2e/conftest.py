@@ -1,4 +1,5 @@
-"""Starts the real assistant (`python -m bot run`) on spare ports for the end-to-end tests."""
+"""Starts the real assistant (`python -m bot run`) on spare ports for the end-to-end tests, and the
+helpers several end-to-end files share: staff accounts, Chromium, the console login, the widget's bubbles."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "assistant.tar.gz"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def free_port() -> int:
@@ -108,3 +113,71 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAssis
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def tracker_events(rasa_url: str, token: str, conversation_id: str) -> List[Dict[str, Any]]:
+    """A conversation's events from Rasa's HTTP API (the token-protected tracker route)."""
+    response = requests.get(f"{rasa_url}/conversations/{conversation_id}/tracker", params={"token": token}, timeout=10)
+    return list(response.json()["events"])
+
+
+def create_account(env: dict, command: str, username: str, first_name: str, password: str) -> str:
+    """Runs `python -m bot.handoff create-admin|create-staff` as an operator would; returns the username."""
+    account = [command, "--username", username, "--first-name", first_name, "--password-stdin"]
+    created = subprocess.run(
+        [sys.executable, "-m", "bot.handoff", *account],
+        input=password + "\n",
+        text=True,
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    return username
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium through Playwright (its own browser downloads cannot be reached from here)."""
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def log_in_to_console(page: Page, web_url: str, username: str, password: str) -> None:
+    """The staff login form, filled and sent; returns on the queue page."""
+    page.goto(f"{web_url}/staff/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(f"{web_url}/staff/")
+
+
+# The chat widget's bubbles, as a visitor sees them.
+
+
+def bot_texts(page: Page) -> List[str]:
+    return page.locator(".hlc-from-bot .hlc-bubble").all_inner_texts()
+
+
+def wait_for_bot_text(page: Page, fragment: str, after: int = 0, timeout_s: float = 15) -> str:
+    """The first bot message (from index `after` on) that contains `fragment`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for text in bot_texts(page)[after:]:
+            if fragment in text:
+                return text
+        page.wait_for_timeout(50)  # short: the handoff tests time a staff reply's arrival with this
+    raise AssertionError(f"no bot message containing {fragment!r}; got {bot_texts(page)}")
+
+
+def send(page: Page, text: str) -> int:
+    """Types and sends a message; returns how many bot messages there were before it."""
+    before = len(bot_texts(page))
+    page.get_by_label("Your message").fill(text)
+    page.get_by_label("Your message").press("Enter")
+    return before

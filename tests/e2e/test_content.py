@@ -8,7 +8,7 @@ import socket
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 from rasa.core.agent import Agent
@@ -32,8 +32,8 @@ def dead_action_server_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def agent() -> Iterator[Agent]:
-    yield Agent.load(
+def agent() -> Agent:
+    return Agent.load(
         str(MODEL),
         generator=EndpointConfig(type="bot.nlg.PracticeNLG"),
         action_endpoint=EndpointConfig(url=dead_action_server_url()),

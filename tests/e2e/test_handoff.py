@@ -3,25 +3,19 @@ Debian's chromium on the console, the real launcher with Rasa, the action server
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
-import requests
 import socketio
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.conftest import ROOT, RunningAssistant
-from tests.handoff.console_client import Browser
+from tests.e2e.conftest import ROOT, RunningAssistant, create_account, log_in_to_console, tracker_events
+from tests.handoff.console_client import Browser as ConsoleClient
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "staff console test password"
 
 
@@ -83,38 +77,12 @@ def text_has(*words: str) -> Callable[[Dict[str, Any]], bool]:
 
 @pytest.fixture(scope="module")
 def staff_account(assistant: RunningAssistant) -> str:
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.handoff",
-            "create-admin",
-            "--username",
-            "dana",
-            "--first-name",
-            "Dana",
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        text=True,
-        capture_output=True,
-        env=assistant.env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    return "dana"
+    return create_account(assistant.env, "create-admin", "dana", "Dana", PASSWORD)
 
 
 @pytest.fixture
-def staff_page() -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
+def staff_page(chromium: Browser) -> Page:
+    return chromium.new_page()
 
 
 def test_visitor_hands_over_staff_replies_live_and_hands_back(
@@ -138,11 +106,7 @@ def test_visitor_hands_over_staff_replies_live_and_hands_back(
         # 3. Staff log in, see the ticket at the top of the queue, open it.
         dialogs: List[str] = []
         staff_page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        staff_page.goto(f"{assistant.web_url}/staff/login")
-        staff_page.fill("#username", staff_account)
-        staff_page.fill("#password", PASSWORD)
-        staff_page.click("#login-form button[type=submit]")
-        staff_page.wait_for_url(f"{assistant.web_url}/staff/")
+        log_in_to_console(staff_page, assistant.web_url, staff_account, PASSWORD)
         first_row = staff_page.locator("#queue tbody tr").first
         assert first_row.locator("td").first.inner_text() in ("acute", "imminent")
         first_row.locator("a").click()
@@ -171,12 +135,7 @@ def test_visitor_hands_over_staff_replies_live_and_hands_back(
         visitor.wait_for(mark, text_has("handed the conversation back"))
         mark = visitor.say("are you a bot?")
         visitor.wait_for(mark, text_has("automated assistant"))
-        events = requests.get(
-            f"{assistant.rasa_url}/conversations/{visitor.session_id}/tracker",
-            params={"token": assistant.token},
-            timeout=10,
-        ).json()["events"]
-        kinds = [event["event"] for event in events]
+        kinds = [event["event"] for event in tracker_events(assistant.rasa_url, assistant.token, visitor.session_id)]
         assert "pause" in kinds and kinds.index("resume") > kinds.index("pause")
 
         # 6. Close with an outcome note; the ticket leaves the queue.
@@ -224,11 +183,7 @@ def test_none_of_these_opens_a_ticket_pauses_and_crisis_replies_still_come(
         # Paused this way, a risk message still gets the crisis reply, and the ticket becomes urgent.
         mark = visitor.say("I want to kill myself")
         visitor.wait_for(mark, lambda message: message.get("text") in crisis_replies(), timeout=5)
-        events = requests.get(
-            f"{assistant.rasa_url}/conversations/{visitor.session_id}/tracker",
-            params={"token": assistant.token},
-            timeout=10,
-        ).json()["events"]
+        events = tracker_events(assistant.rasa_url, assistant.token, visitor.session_id)
         assert [event["event"] for event in events].count("pause") == 1
         deadline = time.monotonic() + 5
         while tickets_of(assistant, visitor.session_id)[0][2] is None and time.monotonic() < deadline:
@@ -236,7 +191,7 @@ def test_none_of_these_opens_a_ticket_pauses_and_crisis_replies_still_come(
         assert tickets_of(assistant, visitor.session_id) == [(ticket_id, "risk", "acute")]
 
         # Staff see it in the same queue and console; closing it leaves the queue as the next test expects.
-        staff = Browser(assistant.web_url)
+        staff = ConsoleClient(assistant.web_url)
         assert staff.log_in(staff_account, PASSWORD).status_code == 303
         rows = staff.get("/staff/api/queue").json()["tickets"]
         assert any(row["id"] == ticket_id and row["priority"] == "acute" for row in rows)

@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Iterator, List
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.conftest import ROOT, RunningAssistant
+from tests.e2e.conftest import (
+    ROOT,
+    RunningAssistant,
+    bot_texts,
+    create_account,
+    log_in_to_console,
+    send,
+    wait_for_bot_text,
+)
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "widget handoff test password"
 SCREENSHOTS = ROOT / "results" / "screenshots"
-
-
-def bot_texts(page: Page) -> List[str]:
-    return page.locator(".hlc-from-bot .hlc-bubble").all_inner_texts()
-
-
-def wait_for_bot_text(page: Page, fragment: str, after: int = 0, timeout_s: float = 15) -> float:
-    """Waits for a bot message (from index `after` on) containing `fragment`; returns when it was seen."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if any(fragment in text for text in bot_texts(page)[after:]):
-            return time.monotonic()
-        page.wait_for_timeout(50)
-    raise AssertionError(f"no bot message containing {fragment!r}; got {bot_texts(page)}")
 
 
 def wait_for_notice(page: Page, after: int, timeout_s: float = 10) -> str:
@@ -45,53 +33,16 @@ def wait_for_notice(page: Page, after: int, timeout_s: float = 10) -> str:
     raise AssertionError(f"no handoff notice; got {bot_texts(page)}")
 
 
-def send(page: Page, text: str) -> int:
-    before = len(bot_texts(page))
-    page.get_by_label("Your message").fill(text)
-    page.get_by_label("Your message").press("Enter")
-    return before
-
-
 @pytest.fixture(scope="module")
 def staff_login(assistant: RunningAssistant) -> str:
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.handoff",
-            "create-staff",
-            "--username",
-            "robin",
-            "--first-name",
-            "Robin",
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        text=True,
-        capture_output=True,
-        env=assistant.env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    return "robin"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    return create_account(assistant.env, "create-staff", "robin", "Robin", PASSWORD)
 
 
 def test_visitor_in_the_widget_and_staff_in_the_console(
-    assistant: RunningAssistant, staff_login: str, browser: Browser
+    assistant: RunningAssistant, staff_login: str, chromium: Browser
 ) -> None:
-    visitor = browser.new_context().new_page()
-    staff = browser.new_context().new_page()
+    visitor = chromium.new_context().new_page()
+    staff = chromium.new_context().new_page()
 
     # The visitor opens the chat and asks for a person.
     visitor.goto(f"{assistant.web_url}/")
@@ -104,11 +55,7 @@ def test_visitor_in_the_widget_and_staff_in_the_console(
     send(visitor, "I'm still here, my name is <b>Alex</b>")
 
     # Staff log in: the visitor's ticket is at the top of the queue.
-    staff.goto(f"{assistant.web_url}/staff/login")
-    staff.fill("#username", staff_login)
-    staff.fill("#password", PASSWORD)
-    staff.click("#login-form button[type=submit]")
-    staff.wait_for_url(f"{assistant.web_url}/staff/")
+    log_in_to_console(staff, assistant.web_url, staff_login, PASSWORD)
     top = staff.locator("#queue tbody tr").first
     assert top.locator("td").nth(1).inner_text() == "Asked for a person"
     top.locator("a").click()
@@ -120,7 +67,8 @@ def test_visitor_in_the_widget_and_staff_in_the_console(
     staff.fill("#reply-text", "Hello, this is Robin from the intake team.")
     clicked = time.monotonic()
     staff.click("#send-reply")
-    seen = wait_for_bot_text(visitor, "this is Robin", after=before, timeout_s=5)
+    wait_for_bot_text(visitor, "this is Robin", after=before, timeout_s=5)
+    seen = time.monotonic()
     # Marked as from a person, first name only; the assistant's own messages stay labelled as such.
     assert visitor.locator(".hlc-from-staff .hlc-who").all_inner_texts() == ["Robin (a person from our team)"]
     assert visitor.locator(".hlc-from-bot:not(.hlc-from-staff) .hlc-who").first.inner_text() == "Assistant"

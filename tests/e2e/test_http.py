@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bot.settings import practice
-from tests.e2e.conftest import RunningAssistant, launch
+from tests.e2e.conftest import RunningAssistant, launch, tracker_events
 
 pytestmark = pytest.mark.e2e
 
@@ -55,10 +55,8 @@ def test_custom_action_answers_through_the_action_server(assistant: RunningAssis
 def test_conversation_is_stored_in_the_sql_tracker_store(assistant: RunningAssistant) -> None:
     sender = f"e2e-{uuid.uuid4()}"
     say(assistant, "hi", sender)
-    tracker = requests.get(
-        f"{assistant.rasa_url}/conversations/{sender}/tracker", params={"token": assistant.token}, timeout=10
-    ).json()
-    assert any(event.get("event") == "user" and event.get("text") == "hi" for event in tracker["events"])
+    events = tracker_events(assistant.rasa_url, assistant.token, sender)
+    assert any(event.get("event") == "user" and event.get("text") == "hi" for event in events)
     assert (assistant.var_dir / "tracker.db").stat().st_size > 0
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -16,27 +14,9 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import MODEL, assistant_env, free_port, start_and_wait
+from tests.webhook import RecordingWebhook
 
 pytestmark = pytest.mark.e2e
-
-
-class Webhook:
-    def __init__(self) -> None:
-        self.received: List[dict] = []
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                webhook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +24,7 @@ def booking_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict
     if not MODEL.exists():
         pytest.fail(f"no trained model at {MODEL}: run `make train` first (make test does)")
     var_dir = tmp_path_factory.mktemp("booking-var")
-    webhook = Webhook()
+    webhook = RecordingWebhook(path="/notices")
     rasa_port = free_port()
     env = assistant_env(var_dir, rasa_port, free_port(), free_port())
     env.update(INTAKE_WEBHOOK_URL=webhook.url, INTAKE_OUTBOX_POLL_SECONDS="0.5")
@@ -53,7 +33,7 @@ def booking_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict
     yield {"url": f"http://localhost:{rasa_port}", "var_dir": Path(var_dir), "webhook": webhook}
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)
-    webhook.server.shutdown()
+    webhook.close()
 
 
 def say(assistant: Dict, sender: str, message: str) -> List[Dict]:

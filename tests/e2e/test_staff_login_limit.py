@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import ROOT, free_port
+from tests.e2e.conftest import ROOT, create_account, free_port
 from tests.handoff.console_client import Browser
 
 pytestmark = pytest.mark.e2e
@@ -55,17 +55,7 @@ def two_websites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Websites]
     var_dir = tmp_path_factory.mktemp("login-limit")
     env = dict(os.environ, BOT_VAR_DIR=str(var_dir), HANDOFF_WORKERS="0", PYTHONPATH=str(ROOT))
     env.pop("DATABASE_URL", None)
-    account = ["create-staff", "--username", "sam", "--first-name", "Sam", "--password-stdin"]
-    created = subprocess.run(
-        [sys.executable, "-m", "bot.handoff", *account],
-        input=PASSWORD + "\n",
-        text=True,
-        capture_output=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
+    create_account(env, "create-staff", "sam", "Sam", PASSWORD)
     ports = [free_port(), free_port()]
     processes = [website(env, port, var_dir / f"web-{index}.log") for index, port in enumerate(ports)]
     yield Websites(*(f"http://127.0.0.1:{port}" for port in ports), database_url=f"sqlite:///{var_dir / 'app.db'}")

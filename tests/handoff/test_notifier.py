@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Iterator
 
 import pytest
 
@@ -17,39 +14,15 @@ from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
 from bot.handoff.models import OutboxMessage
 from bot.handoff.watcher import run_escalations_and_outbox
-from tests.db_urls import postgres_database
+from tests.db_urls import empty_database
 from tests.handoff.conftest import make_settings
 from tests.handoff.console_client import free_port
-
-
-class Receiver:
-    def __init__(self, port: int) -> None:
-        received: List[Dict[str, Any]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.received = received
-        self.server = HTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.webhook import RecordingWebhook
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'app.db'}"
-    else:
-        yield from postgres_database("handofftest")
+    yield from empty_database(request.param, tmp_path, "handofftest")
 
 
 def test_webhook_outage_is_survived_and_urgent_tickets_escalate(
@@ -63,7 +36,7 @@ def test_webhook_outage_is_survived_and_urgent_tickets_escalate(
     with session_scope(database_url) as session:
         tickets.open_ticket(session, clock, "c1", "risk", "acute", settings.console_url)
     assert run_escalations_and_outbox(settings, clock) == {"delivered": 0, "failed": 1}  # nobody listening
-    receiver = Receiver(port)
+    receiver = RecordingWebhook(port=port)
     try:
         clock.advance(seconds=2)
         assert run_escalations_and_outbox(settings, clock) == {"delivered": 1, "failed": 0}
@@ -74,7 +47,7 @@ def test_webhook_outage_is_survived_and_urgent_tickets_escalate(
         clock.advance(minutes=30)
         assert run_escalations_and_outbox(settings, clock) == {"delivered": 0, "failed": 0}
     finally:
-        receiver.stop()
+        receiver.close()
     with session_scope(database_url) as session:
         assert {m.status for m in session.query(OutboxMessage)} == {"delivered"}
     engine_for(database_url).dispose()

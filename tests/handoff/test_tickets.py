@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import requests
+from sqlalchemy.orm import Session
 
 from bot.db import session_scope
 from bot.handoff import tickets
+from bot.handoff.accounts import create_account
 from bot.handoff.clock import ManualClock
 from bot.handoff.config import HandoffSettings
-from bot.handoff.models import AuditEntry, OutboxMessage, Ticket
+from bot.handoff.models import AuditEntry, OutboxMessage, StaffAccount, Ticket
 from bot.handoff.outbox import deliver_due
 
 URL = "http://localhost:5600/staff"
@@ -19,6 +21,14 @@ URL = "http://localhost:5600/staff"
 def open_(settings: HandoffSettings, clock: ManualClock, conversation: str, reason: str, level: str | None = None):
     with session_scope(settings.database_url) as session:
         return tickets.open_ticket(session, clock, conversation, reason, level, URL)
+
+
+def sam_and_the_open_ticket(session: Session, clock: ManualClock, conversation: str) -> Tuple[StaffAccount, Ticket]:
+    """A new intake staff member, Sam, and the conversation's open ticket, both in `session`."""
+    staff = create_account(session, clock, "sam", "Sam", "long enough password", "intake")
+    ticket = tickets.open_ticket_for(session, conversation)
+    assert ticket is not None
+    return staff, ticket
 
 
 def test_queue_is_ordered_by_urgency_then_waiting_time(settings: HandoffSettings, clock: ManualClock) -> None:
@@ -53,13 +63,9 @@ def test_one_open_ticket_per_conversation_and_urgency_only_rises(settings: Hando
 
 
 def test_closed_ticket_lets_a_new_one_open(settings: HandoffSettings, clock: ManualClock) -> None:
-    from bot.handoff.accounts import create_account
-
     open_(settings, clock, "c1", "asked_for_person")
     with session_scope(settings.database_url) as session:
-        staff = create_account(session, clock, "sam", "Sam", "long enough password", "intake")
-        ticket = tickets.open_ticket_for(session, "c1")
-        assert ticket is not None
+        staff, ticket = sam_and_the_open_ticket(session, clock, "c1")
         with pytest.raises(tickets.TicketError):
             tickets.close(session, clock, ticket, staff, "   ")
         tickets.close(session, clock, ticket, staff, "called back, booked intake")
@@ -100,13 +106,9 @@ def test_unclaimed_urgent_tickets_escalate_once_after_the_configured_minutes(
 
 
 def test_a_claimed_ticket_does_not_escalate(settings: HandoffSettings, clock: ManualClock) -> None:
-    from bot.handoff.accounts import create_account
-
     open_(settings, clock, "acute", "risk", "acute")
     with session_scope(settings.database_url) as session:
-        staff = create_account(session, clock, "sam", "Sam", "long enough password", "intake")
-        ticket = tickets.open_ticket_for(session, "acute")
-        assert ticket is not None
+        staff, ticket = sam_and_the_open_ticket(session, clock, "acute")
         tickets.claim(session, clock, ticket, staff)
     clock.advance(minutes=10)
     assert escalations(settings, clock) == []
@@ -166,13 +168,9 @@ def test_non_2xx_answers_are_retried(settings: HandoffSettings, clock: ManualClo
 def test_a_handed_back_ticket_goes_back_into_the_queue_when_needed_again(
     settings: HandoffSettings, clock: ManualClock
 ) -> None:
-    from bot.handoff.accounts import create_account
-
     open_(settings, clock, "c1", "risk", "concern")
     with session_scope(settings.database_url) as session:
-        staff = create_account(session, clock, "sam", "Sam", "long enough password", "intake")
-        ticket = tickets.open_ticket_for(session, "c1")
-        assert ticket is not None
+        staff, ticket = sam_and_the_open_ticket(session, clock, "c1")
         tickets.claim(session, clock, ticket, staff)
         ticket.handed_back_at = clock.now()
     again = open_(settings, clock, "c1", "asked_for_person")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -22,49 +19,19 @@ from bot.intake.models import OutboxMessage
 from bot.intake.outbox import OutboxSettings, deliver_due, pending_count
 from tests.intake.conftest import NOW
 from tests.intake.form_driver import ADULT_ANSWERS, FormSession
+from tests.webhook import RecordingWebhook
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class FlakyWebhook:
-    """Answers 503 to the first `failures` requests, then 204; records every body it receives."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.received: List[dict] = []
-        self.statuses: List[int] = []
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status = 503 if len(webhook.statuses) < webhook.failures else 204
-                webhook.statuses.append(status)
-                if status == 204:
-                    webhook.received.append(body)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/staff"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def webhook() -> Iterator[FlakyWebhook]:
-    server = FlakyWebhook(failures=2)
+def webhook() -> Iterator[RecordingWebhook]:
+    server = RecordingWebhook(failures=2)
     yield server
     server.close()
 
 
-def test_notice_is_retried_with_backoff_until_the_webhook_is_back(database_url: str, webhook: FlakyWebhook) -> None:
+def test_notice_is_retried_with_backoff_until_the_webhook_is_back(database_url: str, webhook: RecordingWebhook) -> None:
     FormSession().fill(ADULT_ANSWERS)
     settings = OutboxSettings(webhook_url=webhook.url, timeout_seconds=2, base_backoff_seconds=30)
     assert deliver_due(settings, database_url) == 0
@@ -90,7 +57,7 @@ def test_unreachable_webhook_times_out_and_keeps_the_notice(database_url: str) -
     assert pending_count(database_url) == 1
 
 
-def test_the_worker_process_delivers_after_the_webhook_recovers(database_url: str, webhook: FlakyWebhook) -> None:
+def test_the_worker_process_delivers_after_the_webhook_recovers(database_url: str, webhook: RecordingWebhook) -> None:
     FormSession().fill(ADULT_ANSWERS)
     env = dict(
         os.environ,

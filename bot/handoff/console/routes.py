@@ -30,6 +30,7 @@ from bot.handoff.rasa_api import ConversationControl, RasaUnavailable
 from bot.handoff.routing import conversation_control
 from bot.handoff.transcript import TrackerStoreReader, to_entries
 from bot.handoff.watcher import BackgroundWorkers
+from bot.handoff.wording import wording
 from bot.safety.models import RiskEvent
 from bot.settings import practice
 
@@ -37,11 +38,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 PREFIX = "/staff"
 CONSOLE_KEY = web.AppKey("staff_console", object)
-REASON_LABELS = {
-    "risk": "Risk",
-    "asked_for_person": "Asked for a person",
-    "could_not_help": "Assistant could not help",
-}
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,7 @@ class Console:
         self.settings = settings
         self.clock = clock
         self.rasa = rasa
+        self.words = wording()
         self.reader = TrackerStoreReader(settings.tracker_store_url)
         self.limiter = login_limits.LoginLimiter(
             settings.database_url, clock, settings.login_max_failures, settings.login_window_minutes
@@ -74,7 +71,7 @@ class Console:
             undefined=jinja2.StrictUndefined,
         )
         self.templates.filters["local"] = self.local_time
-        self.templates.globals.update(reason_labels=REASON_LABELS, practice_name=practice().name)
+        self.templates.globals.update(reason_labels=self.words.reasons, practice_name=practice().name)
 
     def local_time(self, moment: datetime | None) -> str:
         if moment is None:
@@ -117,15 +114,12 @@ class Console:
                 viewer = Viewer(staff.id, staff.username, staff.first_name, staff.role, record.csrf_token)
         if viewer is None:
             if request.path.startswith(f"{PREFIX}/api/") or request.method != "GET":
-                raise web.HTTPUnauthorized(text="log in first", headers={"Cache-Control": "no-store"})
+                raise web.HTTPUnauthorized(text=self.words.not_logged_in, headers={"Cache-Control": "no-store"})
             raise self._as_http(self.login_page(status=401), web.HTTPUnauthorized)
         if admin and not viewer.is_admin:
-            raise self._as_http(
-                self.page(
-                    "message.html", status=403, viewer=viewer, title="Admins only", message="This page is for admins."
-                ),
-                web.HTTPForbidden,
-            )
+            title, message = self.words.admins_only_title, self.words.admins_only
+            page = self.page("message.html", status=403, viewer=viewer, title=title, message=message)
+            raise self._as_http(page, web.HTTPForbidden)
         return viewer
 
     @staticmethod
@@ -141,14 +135,13 @@ class Console:
         data = await request.post()
         given = request.headers.get("X-CSRF-Token") or str(data.get("csrf_token", ""))
         if not sessions.same_secret(viewer.csrf_token, given):
-            raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page and try again")
+            raise web.HTTPForbidden(text=self.words.csrf_refused)
         return {key: str(value) for key, value in data.items()}
 
-    @staticmethod
-    def _check_origin(request: web.Request) -> None:
+    def _check_origin(self, request: web.Request) -> None:
         origin = request.headers.get("Origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-            raise web.HTTPForbidden(text="cross-site request refused")
+            raise web.HTTPForbidden(text=self.words.cross_site_refused)
 
     def load_ticket(self, session: Any, request: web.Request) -> Ticket:
         try:
@@ -157,7 +150,7 @@ class Console:
             raise web.HTTPNotFound() from error
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
-            raise web.HTTPNotFound(text="no such ticket")
+            raise web.HTTPNotFound(text=self.words.no_such_ticket)
         return ticket
 
     def staff_row(self, session: Any, viewer: Viewer) -> StaffAccount:
@@ -173,7 +166,7 @@ class Console:
         self._check_origin(request)
         data = await request.post()
         if not sessions.same_secret(request.cookies.get(sessions.LOGIN_CSRF_COOKIE), str(data.get("csrf_token", ""))):
-            raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the login page")
+            raise web.HTTPForbidden(text=self.words.login_csrf_refused)
         username, password = str(data.get("username", "")), str(data.get("password", ""))
         address = login_limits.client_address(
             request.remote, request.headers.getall("X-Forwarded-For", []), self.settings.trusted_proxies
@@ -203,7 +196,7 @@ class Console:
         if isinstance(outcome, login_limits.Refusal):
             return self.refused_login(outcome)
         if outcome is None:
-            return self.login_page(status=401, error="Wrong username or password.")
+            return self.login_page(status=401, error=self.words.wrong_login)
         response = web.HTTPSeeOther(f"{PREFIX}/")
         self._set_cookie(response, sessions.COOKIE_NAME, outcome)
         response.del_cookie(sessions.LOGIN_CSRF_COOKIE, path=PREFIX)
@@ -212,12 +205,7 @@ class Console:
     def refused_login(self, refusal: login_limits.Refusal) -> web.Response:
         """429 with when to come back; the same words whether the address or the name is locked."""
         seconds = max(1, math.ceil((refusal.retry_at - self.clock.now()).total_seconds()))
-        minutes = math.ceil(seconds / 60)
-        error = (
-            "Too many failed log-in attempts from this address or for this username. For security, logging in "
-            f"is paused: please try again after {self.local_time(refusal.retry_at)} (practice time, in about "
-            f"{minutes} minute{'s' if minutes != 1 else ''})."
-        )
+        error = self.words.lockout(self.local_time(refusal.retry_at), math.ceil(seconds / 60))
         response = self.login_page(status=429, error=error)
         response.headers["Retry-After"] = str(seconds)
         return response
@@ -241,7 +229,7 @@ class Console:
                     "id": ticket.id,
                     "url": f"{PREFIX}/tickets/{ticket.id}",
                     "priority": tickets.priority_label(ticket),
-                    "reason": REASON_LABELS.get(ticket.reason, ticket.reason),
+                    "reason": self.words.reasons.get(ticket.reason, ticket.reason),
                     "status": ticket.status,
                     "claimed_by": ticket.claimed_by.first_name if ticket.claimed_by else "",
                     "waiting_minutes": int((now - as_utc(ticket.created_at)).total_seconds() // 60),
@@ -297,7 +285,7 @@ class Console:
         try:
             after = int(request.query.get("after", "0"))
         except ValueError as error:
-            raise web.HTTPBadRequest(text="after must be a number") from error
+            raise web.HTTPBadRequest(text=self.words.after_not_a_number) from error
         entries = to_entries(self.reader.conversation(conversation_id, after))
         return web.json_response(
             {"status": status, "entries": [entry.as_json() for entry in entries]}, headers={"Cache-Control": "no-store"}
@@ -328,7 +316,7 @@ class Console:
                     await asyncio.to_thread(follow_up)
                 except RasaUnavailable as error:
                     log.warning("staff action on ticket %s could not reach Rasa: %s", ticket_id, error)
-                    raise self._back(ticket_id, "The assistant server did not answer; please try again.") from error
+                    raise self._back(ticket_id, self.words.rasa_down) from error
         raise self._back(ticket_id)
 
     async def post_claim(self, request: web.Request) -> web.Response:
@@ -341,11 +329,11 @@ class Console:
         def change(session: Any, ticket: Ticket, staff: StaffAccount, data: Dict[str, str]) -> Callable[[], None]:
             text = data.get("text", "").strip()
             if not text:
-                raise tickets.TicketError("Write a reply first.")
+                raise tickets.TicketError(self.words.reply_empty)
             if ticket.status == STATUS_CLOSED:
-                raise tickets.TicketError("This ticket is closed.")
+                raise tickets.TicketError(self.words.ticket_closed)
             if ticket.claimed_by_id not in (None, staff.id):
-                raise tickets.TicketError("Another team member has claimed this ticket.")
+                raise tickets.TicketError(self.words.claimed_by_other)
             if ticket.status != STATUS_CLAIMED:
                 tickets.claim(session, self.clock, ticket, staff)
             audit.record(session, self.clock, staff, "reply_sent", ticket.id, {"characters": len(text)})
@@ -364,7 +352,7 @@ class Console:
     async def post_hand_back(self, request: web.Request) -> web.Response:
         def change(session: Any, ticket: Ticket, staff: StaffAccount, _: Dict[str, str]) -> Callable[[], None]:
             if ticket.status == STATUS_CLOSED:
-                raise tickets.TicketError("This ticket is closed.")
+                raise tickets.TicketError(self.words.ticket_closed)
             if ticket.status != STATUS_CLAIMED:
                 tickets.claim(session, self.clock, ticket, staff)
             ticket.handed_back_at = self.clock.now()
@@ -429,7 +417,7 @@ class Console:
             if staff is None:
                 raise web.HTTPNotFound()
             if staff.id == viewer.id:
-                raise web.HTTPSeeOther(f"{PREFIX}/admin/staff?error={quote('You cannot deactivate yourself.')}")
+                raise web.HTTPSeeOther(f"{PREFIX}/admin/staff?error={quote(self.words.cannot_deactivate_self)}")
             staff.active = data.get("active") == "1"
             audit.record(
                 session,

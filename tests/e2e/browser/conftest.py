@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator, List, Literal
 from urllib.parse import urlsplit
 
@@ -21,25 +19,14 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from bot import launcher
 from bot.settings import PROJECT_ROOT, Runtime
+from tests.e2e.conftest import CHROMIUM, free_port
+from tests.e2e.conftest import CHROMIUM_ARGS as SHARED_CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+# Two more flags: these tests fail on any request that leaves the local servers, so no update checks.
+CHROMIUM_ARGS = [*SHARED_CHROMIUM_ARGS, "--disable-component-update", "--no-first-run"]
 Motion = Literal["no-preference", "reduce"]
 SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
 AXE_SCRIPT = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -123,7 +110,7 @@ def browser(stack: Stack) -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def new_page(browser: Browser, stack: Stack) -> Iterator[Callable[..., Page]]:
     """A factory for pages in fresh browser contexts; every request they make is recorded and checked."""
     contexts: List[BrowserContext] = []

@@ -17,6 +17,7 @@ from playwright.sync_api import Page
 
 from bot.settings import practice
 from tests.e2e.browser.conftest import AXE_SCRIPT, SCREENSHOTS, Stack
+from tests.e2e.conftest import bot_texts, send, tracker_events, wait_for_bot_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -41,31 +42,8 @@ def open_chat(page: Page, stack: Stack, via: str = "Chat with our assistant") ->
     return page
 
 
-def bot_texts(page: Page) -> List[str]:
-    return page.locator(".hlc-from-bot .hlc-bubble").all_inner_texts()
-
-
 def user_texts(page: Page) -> List[str]:
     return page.locator(".hlc-from-user .hlc-bubble").all_inner_texts()
-
-
-def wait_for_bot_text(page: Page, fragment: str, after: int = 0, timeout_s: float = 15) -> str:
-    """The first bot message (from index `after` on) that contains `fragment`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for text in bot_texts(page)[after:]:
-            if fragment in text:
-                return text
-        page.wait_for_timeout(100)
-    raise AssertionError(f"no bot message containing {fragment!r}; got {bot_texts(page)}")
-
-
-def send(page: Page, text: str) -> int:
-    """Types and sends a message; returns how many bot messages there were before it."""
-    before = len(bot_texts(page))
-    page.get_by_label("Your message").fill(text)
-    page.get_by_label("Your message").press("Enter")
-    return before
 
 
 def stored_state(page: Page) -> Dict[str, Any] | None:
@@ -228,10 +206,8 @@ def test_history_survives_a_reload_and_clearing_removes_it(stack: Stack, new_pag
     assert page.evaluate("() => document.activeElement.classList.contains('hlc-input')")
     # The new session id is the one Rasa now talks to.
     wait_for_bot_text(page, GREETING)
-    tracker = requests.get(
-        f"{stack.rasa_url}/conversations/{fresh['sessionId']}/tracker", params={"token": stack.token}, timeout=10
-    ).json()
-    assert any(event.get("event") == "bot" for event in tracker["events"])
+    events = tracker_events(stack.rasa_url, stack.token, fresh["sessionId"])
+    assert any(event.get("event") == "bot" for event in events)
 
     page.reload()
     page.locator(".hlc-panel").wait_for(state="visible")
