@@ -94,6 +94,12 @@ class RiskClassifier:
                 levels[index] = str(level)
         return [Prediction(float(p), level) for p, level in zip(risk, levels, strict=True)]
 
+    def level_picks(self, normalized_texts: Sequence[str]) -> List[str]:
+        """The level model's pick for every text, flagged or not (to see its confusion in dev-eval)."""
+        if not normalized_texts:
+            return []
+        return [str(level) for level in self.leveler.predict(self._fast.transform(normalized_texts))]
+
     def save(self, directory: Path) -> None:
         stored = {
             "features": self.features,
