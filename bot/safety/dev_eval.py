@@ -1,14 +1,15 @@
 """Cross-validated figures on the team's own labelled examples (data/safety/examples).
 
 For each of 5 folds the classifier is trained on the other folds; the rules need no training. Prints
-recall per category, the false-crisis rate on `none` examples, and how recall and false alarms of the
-classifier ALONE move with its threshold (how the threshold in config.yml was chosen).
+recall per category, the false-crisis rate on `none` examples, how recall and false alarms of the
+classifier ALONE move with its threshold (how the threshold in config.yml was chosen), and two level
+confusion matrices on the risk examples: the detector's final level, and the level model's own pick.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -16,10 +17,32 @@ from sklearn.model_selection import StratifiedKFold
 from bot.safety.classifier import RiskClassifier
 from bot.safety.data_files import load_examples, load_rule_documents
 from bot.safety.detector import SafetyDetector, classifier_may_raise
-from bot.safety.levels import highest, rank
+from bot.safety.levels import LEVELS, highest, rank
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92)
 FOLDS = 5
+RISK_LEVELS = LEVELS[1:]
+
+
+def level_confusion(labelled: Sequence[str], predicted: Sequence[str]) -> Dict[str, Dict[str, int]]:
+    """Counts per (labelled risk level, predicted level); `none` examples are left out."""
+    table = {level: {column: 0 for column in LEVELS} for level in RISK_LEVELS}
+    for truth, guess in zip(labelled, predicted, strict=True):
+        if truth != "none":
+            table[truth][guess] += 1
+    return table
+
+
+def format_confusion(title: str, table: Dict[str, Dict[str, int]]) -> List[str]:
+    """Rows: labelled level; columns: predicted level; then recall (flagged at all) and exact level."""
+    lines = [title, "  labelled \\ got " + "".join(f"{column:>10}" for column in LEVELS) + "    flagged  exact level"]
+    for level, row in table.items():
+        total = sum(row.values())
+        flagged = total - row["none"]
+        exact = row[level]
+        rates = f"{100 * flagged / total:8.1f}% {100 * exact / total:8.1f}%" if total else "       -        -"
+        lines.append(f"  {level:15}" + "".join(f"{row[column]:10}" for column in LEVELS) + "  " + rates)
+    return lines
 
 
 def nlu_examples() -> List[Tuple[str, str, str]]:
@@ -46,10 +69,13 @@ def run_dev_eval() -> int:
     rule_levels = [assessment.level for assessment in rule_assessments]
     probabilities = np.zeros(len(examples))
     classifier_levels = ["none"] * len(examples)
+    level_model_picks = ["none"] * len(examples)
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=7)
     for train_index, test_index in folds.split(normalized, levels):
         classifier = RiskClassifier.train([normalized[i] for i in train_index], levels[train_index].tolist())
         predictions = classifier.predict([normalized[i] for i in test_index])
+        for i, pick in zip(test_index, classifier.level_picks([normalized[i] for i in test_index]), strict=True):
+            level_model_picks[i] = pick
         for i, prediction in zip(test_index, predictions, strict=True):
             probabilities[i] = prediction.risk_probability
             held = not classifier_may_raise(rule_levels[i], rule_assessments[i].means_adjacent, probabilities[i])
@@ -89,4 +115,12 @@ def run_dev_eval() -> int:
     imminent = [f == "imminent" for f, level in zip(finals, levels, strict=True) if level == "imminent"]
     rules_recall = np.mean([r != "none" for r, level in zip(rule_levels, levels, strict=True) if level != "none"]) * 100
     print(f"rules alone: recall {rules_recall:.1f}%  |  imminent rated imminent: {100 * np.mean(imminent):.1f}%")
+    labelled = levels.tolist()
+    detector_table = level_confusion(labelled, finals)
+    for line in format_confusion("level confusion, detector (rules + classifier at the threshold):", detector_table):
+        print(line)
+    # The level model alone, on every risk example (it only speaks for flagged ones in the detector).
+    model_table = level_confusion(labelled, level_model_picks)
+    for line in format_confusion("level confusion, level model's own pick (risk examples):", model_table):
+        print(line)
     return 0
