@@ -277,3 +277,11 @@ def test_a_set_time_or_means_at_hand_makes_it_imminent(rules_detector) -> None:
         "i took something to end it",
     ):
         assert rules_detector.assess(text).level == "imminent", text
+
+
+def test_apostrophe_s_is_read_as_is(rules_detector) -> None:
+    # spaCy's lookup table lemmatizes "'s" as "have", so "there's no hope" never met "there be no hope".
+    normalize = Normalizer.from_dict(load_rule_documents()["normalize"])
+    assert normalize("What's the point, there's no hope") == "what is the point, there is no hope"
+    assert rules_detector.assess("there's no hope").level == "concern"
+    assert rules_detector.assess("honestly what's the point of me being alive").level == "acute"
