@@ -25,12 +25,19 @@ GROUP = re.compile(r"\(([^()]*)\)(\?)?")
 GAP_TOKENS = 4
 FIRST_PERSON = {"i", "me", "my", "myself", "mine"}
 # Categories whose hits read differently when the message talks about the past or asks for help.
-PAST_SENSITIVE = {"suicidal_ideation", "self_harm", "hiding_injuries", "imminent_act", "abuse", "sexual_abuse",
-                  "eating_disorder", "means_seeking"}
+PAST_SENSITIVE = {"suicidal_ideation", "self_harm", "hiding_injuries", "imminent_act", "imminent_phrases", "abuse",
+                  "sexual_abuse", "eating_disorder", "means_seeking"}
 HELP_SENSITIVE = {"self_harm", "hiding_injuries", "eating_disorder"}
 TIMEABLE = {"suicidal_ideation", "self_harm", "harm_others", "means_seeking"}
 SELF_CATEGORIES = {"suicidal_ideation", "self_harm", "hiding_injuries"}
-MODIFIER_KEYS = ("figurative", "past_cues", "recent_cues", "help_seeking_cues", "imminent_cues", "hypothetical_cues")
+# Phrases that are imminent risk unless the message says what ordinary plan or place they are about
+# ("I'm doing it tonight, asking her to prom"): an `ordinary_context` span drops them when no other
+# risk hit survives in the message.
+CONTEXT_SENSITIVE = {"imminent_phrases"}
+MODIFIER_KEYS = ("figurative", "past_cues", "recent_cues", "help_seeking_cues", "imminent_cues", "hypothetical_cues",
+                 "ordinary_context")
+# Tokens looked at before a hit for a second negation cue that cancels the first ("no reason not to").
+DOUBLE_NEGATION_REACH = 2
 # Words too frequent to index a pattern by (see RuleSet._anchor).
 COMMON_LEMMAS = {"i", "be", "my", "to", "the", "a", "an", "and", "of", "in", "on", "it", "me", "you", "that",
     "this", "do", "have", "not", "no", "will", "would", "can", "could", "just", "so", "for", "with", "he", "she",
@@ -112,14 +119,24 @@ class RuleSet:
         self._lemma_hashes: Dict[int, int] = {int(key): strings.add(value) for key, value in self._lemmas.items()}
         self.categories: Dict[str, Dict[str, Any]] = document["categories"]
         modifiers = document.get("modifiers", {})
-        self.negation_cues: Set[str] = set(modifiers.get("negation_cues", []))
-        self.clause_breaks: Set[str] = set(modifiers.get("clause_breaks", []))
-        self.negation_blockers: Set[str] = {self._lemma(word) for word in modifiers.get("negation_blockers", [])}
+        self.negation_cues: Set[str] = set(_words(modifiers, "negation_cues"))
+        self.clause_breaks: Set[str] = set(_words(modifiers, "clause_breaks"))
+        self.negation_blockers: Set[str] = {self._lemma(word) for word in _words(modifiers, "negation_blockers")}
         self.topic_order: List[str] = list(modifiers.get("topic_order", []))
-        # Hashes for the negation check (YAML may turn a bare word into a bool: it never matched a token).
-        self._negation_cue_hashes = {strings.add(word) for word in self.negation_cues if isinstance(word, str)}
-        self._clause_break_hashes = {strings.add(word) for word in self.clause_breaks if isinstance(word, str)}
+        # Hashes for the negation check.
+        self._negation_cue_hashes = {strings.add(word) for word in self.negation_cues}
+        self._clause_break_hashes = {strings.add(word) for word in self.clause_breaks}
         self._negation_blocker_hashes = {strings.add(word) for word in self.negation_blockers}
+        # cue → next words that make it something else: "no i want to die" answers, it does not negate.
+        exceptions = modifiers.get("negation_cue_exceptions") or {}
+        if not isinstance(exceptions, dict):
+            raise RuleError("negation_cue_exceptions must map a cue to a list of words")
+        self._cue_exception_hashes: Dict[int, Set[int]] = {
+            strings.add(_word(cue, "negation_cue_exceptions")): {
+                strings.add(word) for word in _words(exceptions, cue, "negation_cue_exceptions")
+            }
+            for cue in exceptions
+        }
         # One Matcher per pattern, tried only on messages that contain every word the pattern cannot
         # match without (see _matches). Indexed by the pattern's most selective required word.
         self._patterns: List[_Pattern] = []
@@ -325,6 +342,14 @@ class RuleSet:
                 hit.dropped = "negated"
             if not hit.dropped and hit.category == "third_party" and spans["hypothetical_cues"]:
                 hit.dropped = "hypothetical"
+        if spans["ordinary_context"] and not any(
+            not hit.dropped and hit.level != "none" and hit.category not in CONTEXT_SENSITIVE for hit in hits
+        ):
+            # Only when nothing else in the message is risk: with "I want to kill myself" next to it,
+            # "I'm on the roof, where did you park?" stays imminent.
+            for hit in hits:
+                if not hit.dropped and hit.category in CONTEXT_SENSITIVE:
+                    hit.dropped = "ordinary-context"
         alive = [hit for hit in hits if not hit.dropped]
         # Text only for what is reported: the longest surviving hit per category and the dropped ones.
         longest: Dict[str, Hit] = {}
@@ -337,18 +362,36 @@ class RuleSet:
         return self._decide(alive, spans, hits)
 
     def _negated(self, tokens: _TokenValues, hit: Hit) -> bool:
-        """A negation cue inside the hit or up to 3 tokens before it, in the same clause, not blocked."""
-        lemmas, lowers, orths = tokens
+        """A negation cue inside the hit or up to 3 tokens before it, in the same clause, not blocked.
+
+        Two cues cancel out ("I have no reason not to kill myself"): the second may sit up to
+        DOUBLE_NEGATION_REACH tokens further back than the first.
+        """
+        lemmas, _, orths = tokens
         begin = hit.start
-        for position in range(hit.start - 1, max(-1, hit.start - 4), -1):
+        for position in range(hit.start - 1, max(-1, hit.start - 4 - DOUBLE_NEGATION_REACH), -1):
             if lemmas[position] in self._clause_break_hashes or orths[position] in self._clause_break_hashes:
                 break
             begin = position
-        for position in range(begin, hit.end):
-            cue = lemmas[position] in self._negation_cue_hashes or lowers[position] in self._negation_cue_hashes
-            if cue and self._negation_blocker_hashes.isdisjoint(lemmas[position + 1 : hit.end]):
-                return True
-        return False
+        cues = [
+            position
+            for position in range(begin, hit.end)
+            if self._is_cue(tokens, position)
+            and self._negation_blocker_hashes.isdisjoint(lemmas[position + 1 : hit.end])
+        ]
+        in_reach = any(position >= hit.start - 3 for position in cues)
+        return in_reach and len(cues) % 2 == 1
+
+    def _is_cue(self, tokens: _TokenValues, position: int) -> bool:
+        lemmas, lowers, _ = tokens
+        if lemmas[position] in self._negation_cue_hashes:
+            cue = lemmas[position]
+        elif lowers[position] in self._negation_cue_hashes:
+            cue = lowers[position]
+        else:
+            return False
+        following = lowers[position + 1] if position + 1 < len(lowers) else None
+        return following not in self._cue_exception_hashes.get(cue, ())
 
     def _decide(self, alive: List[Hit], spans: Dict[str, List[Tuple[int, int]]], all_hits: List[Hit]) -> RuleResult:
         notes: List[str] = [f"dropped:{hit.dropped}:{hit.category}:'{hit.text}'" for hit in all_hits if hit.dropped]
@@ -484,6 +527,17 @@ def _required_words(tokens: List[Dict[str, Any]]) -> List[List[str]]:
             continue  # "#num": any number
         required.append([value] if isinstance(value, str) else list(value["IN"]))
     return required
+
+
+def _word(value: Any, where: str) -> str:
+    """A word from the rules file; YAML reads bare yes/no/on/off/true/false/null as other types."""
+    if not isinstance(value, str):
+        raise RuleError(f"{where}: {value!r} is not a word (quote it in the YAML file)")
+    return value
+
+
+def _words(document: Dict[str, Any], key: str, where: str = "") -> List[str]:
+    return [_word(value, where or key) for value in document.get(key) or []]
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

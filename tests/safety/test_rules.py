@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+from typing import Any, Iterator, List, Tuple
 
-from bot.safety.data_files import load_rule_documents
+import pytest
+import yaml
+
+from bot.safety.data_files import NORMALIZE_FILE, RULES_FILE, load_rule_documents
+from bot.safety.levels import rank
 from bot.safety.normalize import Normalizer
 from bot.safety.rules import RuleError, RuleSet, expand_groups
+
+PROBES = Path(__file__).parent / "probes"
 
 # Sentences written for these tests (not copied from the training examples).
 CASES = [
@@ -72,6 +79,12 @@ CASES = [
     ("none", "I already took it with breakfast"),
     ("none", "I lost my streak on my language app"),
     ("none", "which knot should I use to tie a rope to the tree for the swing"),
+    # issue 3: look-alikes that used to be false crises
+    ("none", "what's a lethal dose of caffeine for a cat"),
+    ("none", "the rope for the swing broke"),
+    ("none", "my cut is healing nicely"),
+    ("none", "I'd rather die than do karaoke"),
+    ("none", "I'm doing it tonight, asking her to prom"),
 ]
 
 
@@ -144,3 +157,131 @@ def test_lone_surrogates_do_not_break_the_normalizer() -> None:
     from bot.safety.normalize import Normalizer
 
     assert Normalizer([]).__call__("hi \ud800 there") == "hi ? there"
+
+
+def _probe_lines(name: str) -> List[str]:
+    lines = (PROBES / name).read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _risk_probes() -> List[Tuple[str, str]]:
+    return [(level.strip(), text) for level, text in (line.split(" | ", 1) for line in _probe_lines("risk.txt"))]
+
+
+def test_everyday_sentences_with_risk_words_are_not_risk(rules_detector) -> None:
+    # ~350 sentences about cooking, sport, DIY, pets, medicine, fiction and games (tests/safety/probes/).
+    texts = _probe_lines("everyday_none.txt")
+    assert len(texts) >= 300
+    assessments = rules_detector.assess_many(texts)
+    flagged = [(text, a.level, a.reasons) for text, a in zip(texts, assessments, strict=True) if a.level != "none"]
+    assert flagged == []
+
+
+def test_risk_probes_reach_their_level(rules_detector) -> None:
+    # Slang, typos, capitals, no punctuation, long messages, "asking for a friend", time words, hiding.
+    probes = _risk_probes()
+    assert len(probes) >= 300
+    assessments = rules_detector.assess_many([text for _, text in probes])
+    pairs = list(zip(probes, assessments, strict=True))
+    low = [(text, expected, a.level) for (expected, text), a in pairs if rank(a.level) < rank(expected)]
+    assert low == []
+    imminent = [a.level for (expected, _), a in pairs if expected == "imminent"]
+    assert set(imminent) == {"imminent"}
+
+
+def _walk(node: Any, path: str) -> Iterator[Tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield f"{path}/key", key
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}/{index}")
+    else:
+        yield path, node
+
+
+@pytest.mark.parametrize("path", [RULES_FILE, NORMALIZE_FILE])
+def test_every_word_in_the_safety_files_is_a_string(path: Path) -> None:
+    # YAML reads a bare no/yes/on/off/true/false/null/~ as a bool or None: `no` was never a negation cue.
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert [(where, value) for where, value in _walk(document, "") if not isinstance(value, str)] == []
+
+
+def test_a_yaml_bool_in_a_word_list_is_refused() -> None:
+    documents = load_rule_documents()
+    normalizer = Normalizer.from_dict(documents["normalize"])
+    broken = yaml.safe_load("categories: {}\nmodifiers: {negation_cues: [not, no]}")
+    with pytest.raises(RuleError, match="quote it"):
+        RuleSet(broken, normalizer)
+    broken = yaml.safe_load("categories: {}\nmodifiers: {negation_cue_exceptions: {no: [i]}}")
+    with pytest.raises(RuleError, match="quote it"):
+        RuleSet(broken, normalizer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have no intention of hurting myself, I just want someone to talk to",
+        "I have no plans to end my life, I want help with my mood",
+        "no thoughts of killing myself, just stress",
+        "I no longer want to die, therapy helped",
+    ],
+)
+def test_no_negates_what_follows_it(rules_detector, text: str) -> None:
+    assert rules_detector.assess(text).level == "none", rules_detector.assess(text).reasons
+
+
+@pytest.mark.parametrize(
+    ("expected", "text"),
+    [
+        ("acute", "no one would miss me"),
+        ("acute", "I see no reason to live"),
+        ("acute", "I have no reason to keep living"),
+        ("concern", "there's no way out"),
+        ("concern", "I have no future"),
+        ("concern", "there's no point anymore"),
+        # "no" answering a question, idioms, and a double negation
+        ("acute", "no i want to die"),
+        ("acute", "no honestly i want to kill myself"),
+        ("acute", "no wonder i want to die"),
+        ("acute", "no joke i want to kill myself"),
+        ("acute", "i have no reason not to kill myself"),
+        ("acute", "no matter what i do i want to die"),
+    ],
+)
+def test_no_does_not_hide_risk(rules_detector, expected: str, text: str) -> None:
+    assessment = rules_detector.assess(text)
+    assert assessment.level == expected, (text, assessment.reasons)
+
+
+def test_two_negations_cancel_but_one_still_negates(rules_detector) -> None:
+    assert rules_detector.assess("I'm not going to kill myself").level == "none"
+    assert rules_detector.assess("I can't not think about killing myself").level == "acute"
+
+
+def test_an_ordinary_plan_drops_only_the_ambiguous_imminent_phrases(rules_detector) -> None:
+    assert rules_detector.assess("I won't be here after tonight").level == "imminent"
+    assert rules_detector.assess("I won't be here after tonight, my flight is at 6am").level == "none"
+    assert rules_detector.assess("I'm on the roof, where did you park?").level == "none"
+    # An act under way is never explained away by a trip in the same message.
+    assert rules_detector.assess("I swallowed all my pills, my flight is at 6am").level == "imminent"
+    assert rules_detector.assess("I'm on the roof, where did you park? I want to kill myself").level == "imminent"
+
+
+def test_a_set_time_or_means_at_hand_makes_it_imminent(rules_detector) -> None:
+    for text in (
+        "i'm going to kill myself once everyone is asleep",
+        "i'm going to kill myself tomorrow",
+        "i'm going to end it this weekend, the pills are in my drawer",
+        "i took something to end it",
+    ):
+        assert rules_detector.assess(text).level == "imminent", text
+
+
+def test_apostrophe_s_is_read_as_is(rules_detector) -> None:
+    # spaCy's lookup table lemmatizes "'s" as "have", so "there's no hope" never met "there be no hope".
+    normalize = Normalizer.from_dict(load_rule_documents()["normalize"])
+    assert normalize("What's the point, there's no hope") == "what is the point, there is no hope"
+    assert rules_detector.assess("there's no hope").level == "concern"
+    assert rules_detector.assess("honestly what's the point of me being alive").level == "acute"
