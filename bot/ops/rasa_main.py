@@ -15,6 +15,8 @@ close cost as much.) PostgreSQL, the production tracker store, is not affected.
 3. The action server's reply is validated with a schema compiled once. Rasa calls jsonschema.validate,
 which re-checks the schema itself against the meta-schema on every custom action (10% of the server's
 time under load). Same schema, same errors: an invalid reply still goes through Rasa's own check.
+Each event is checked only against the schema alternative for its own `event` type instead of all 23
+(another ~6 ms per custom action; EventDispatchingCheck).
 
 4. A message that waits for its conversation's lock (another message of the same conversation is being
 handled) checks again every 0.1 s instead of every second (LOCK_WAIT_SECONDS), so a crisis message sent
@@ -58,6 +60,10 @@ logs every event it could not publish at ERROR level, "reduced" by dropping pars
 visitor's text (and the bot's reply) went into the log. Its log calls now keep only the event's type,
 conversation id and timestamp (found by tests/e2e/test_prod_broker_down.py).
 
+12. The policies' states of a conversation are extended event by event instead of replayed from the
+first event for every policy and every predicted action (~19% of the server's time under load); any
+rewind, restart or session start falls back to Rasa's own computation (bot/ops/state_cache.py).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -67,6 +73,8 @@ import functools
 import os
 import sqlite3
 from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
+
+from bot.ops.state_cache import incremental_policy_states
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
@@ -105,16 +113,65 @@ def tune_sqlite_connections() -> None:
             cursor.close()
 
 
+class EventDispatchingCheck:
+    """True exactly when the action result schema accepts a result, with each event checked once.
+
+    The schema's events are `{"required": ["event"], "oneOf": [23 alternatives]}`, each alternative
+    fixing `event` to one constant. jsonschema tries every alternative on every event (~6 ms per custom
+    action here); an alternative whose constant differs from the event's own `event` string cannot
+    accept it, so only those with that constant (or none) are tried: oneOf still means exactly one of
+    them. Anything unusual (events not a list of objects with a string `event`) takes the full check.
+    """
+
+    def __init__(self, schema: Dict[str, Any]) -> None:
+        from jsonschema import validators
+
+        self.full = validators.validator_for(schema)(schema)
+        items = ((schema.get("properties") or {}).get("events") or {}).get("items") or {}
+        alternatives = items.get("oneOf") if isinstance(items, dict) else None
+        self.by_event: Dict[str, List[Any]] | None = None
+        if not isinstance(alternatives, list) or set(items) - {"type", "properties", "required", "oneOf"}:
+            return
+        outer = {key: value for key, value in schema.items() if key != "properties"}
+        outer["properties"] = dict(schema["properties"])
+        outer["properties"]["events"] = {"type": "array"}
+        self.outer = validators.validator_for(outer)(outer)
+        base = {key: value for key, value in items.items() if key != "oneOf"}
+        self.base = validators.validator_for(base)(base)
+        self.unconstrained: List[Any] = []
+        self.by_event = {}
+        for alternative in alternatives:
+            compiled = validators.validator_for(alternative)(alternative)
+            const = ((alternative.get("properties") or {}).get("event") or {}).get("const")
+            if isinstance(const, str):
+                self.by_event.setdefault(const, []).append(compiled)
+            else:
+                self.unconstrained.append(compiled)
+
+    def is_valid(self, result: Any) -> bool:
+        events = result.get("events") if isinstance(result, dict) else None
+        if self.by_event is None or not isinstance(events, list) or not self.outer.is_valid(result):
+            return bool(self.full.is_valid(result))
+        for event in events:
+            kind = event.get("event") if isinstance(event, dict) else None
+            if not isinstance(kind, str):
+                return bool(self.full.is_valid(result))
+            if not self.base.is_valid(event):
+                return False
+            candidates = [*self.by_event.get(kind, ()), *self.unconstrained]
+            if sum(1 for candidate in candidates if candidate.is_valid(event)) != 1:
+                return False
+        return True
+
+
 def compile_action_result_schema() -> None:
-    from jsonschema import validators
     from rasa.core.actions.action import RemoteAction
 
-    schema = RemoteAction.action_response_format_spec()
-    compiled = validators.validator_for(schema)(schema)
+    check = EventDispatchingCheck(RemoteAction.action_response_format_spec())
     rasa_check = RemoteAction._validate_action_result
 
     def validate_action_result(self: RemoteAction, result: Dict[str, Any]) -> bool:
-        if compiled.is_valid(result):
+        if check.is_valid(result):
             return True
         return rasa_check(self, result)  # raises Rasa's own ValidationError with its explanation
 
@@ -327,6 +384,7 @@ def speed_ups() -> None:
     build_intent_rows_in_one_stack()
     run_graphs_without_dask()
     index_rule_lookups()
+    incremental_policy_states()
 
 
 def main() -> None:

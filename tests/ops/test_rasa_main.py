@@ -192,3 +192,53 @@ def test_indexed_rule_lookup_finds_the_same_rules_in_the_same_order(tmp_path: Pa
         RulePolicy._get_possible_keys = rasa_possible_keys  # type: ignore[method-assign]
     assert found == expected  # the same rules, iterated in the same order (ties resolve the same way)
     assert sum(1 for keys in expected if keys) > 50  # the data really exercises matching rules
+
+
+def action_results() -> List[Any]:
+    """Replies an action server could send: valid ones of every event type and broken ones."""
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActiveLoop,
+        BotUttered,
+        FollowupAction,
+        Restarted,
+        SlotSet,
+        UserUttered,
+    )
+
+    valid_events = [
+        SlotSet("intake_state", "NY").as_dict(), SlotSet("requested_slot", None).as_dict(),
+        ActiveLoop("intake_form").as_dict(), ActiveLoop(None).as_dict(), FollowupAction("utter_greet").as_dict(),
+        BotUttered("hi", {"buttons": [{"title": "a", "payload": "/b"}]}).as_dict(), Restarted().as_dict(),
+        ActionExecuted("action_listen").as_dict(), UserUttered("hi", {"name": "greet", "confidence": 1.0}).as_dict(),
+        {"event": "slot", "name": "x", "value": [1, 2]}, {"event": "form_validation", "validate": False},
+    ]
+    broken_events = [
+        {"event": "slot"}, {"event": "slot", "name": 3, "value": 1}, {"event": "no_such_event"}, {"name": "x"},
+        {"event": 7}, "slot", None, {"event": "slot", "name": "x", "value": 1, "timestamp": "soon"},
+        {"event": "user", "text": 5}, {"event": "active_loop", "name": 5}, {"event": "bot", "metadata": []},
+    ]
+    results: List[Any] = [{}, {"events": []}, {"responses": [{"text": "hi"}]}, {"responses": "hi"}, [], None,
+                          {"events": "slot"}, {"events": [], "responses": [1]}]
+    rng = random.Random(4)
+    for _ in range(200):
+        events = rng.sample(valid_events, rng.randint(1, 4))
+        if rng.random() < 0.5:
+            events.insert(rng.randint(0, len(events)), rng.choice(broken_events))
+        results.append({"events": events, "responses": []})
+    return results
+
+
+def test_action_results_are_judged_as_by_the_full_schema() -> None:
+    from jsonschema import validators
+    from rasa.core.actions.action import RemoteAction
+
+    from bot.ops.rasa_main import EventDispatchingCheck
+
+    schema = RemoteAction.action_response_format_spec()
+    full = validators.validator_for(schema)(schema)
+    check = EventDispatchingCheck(schema)
+    assert check.by_event, "the schema's shape changed: the check would always take the slow path"
+    verdicts = [(check.is_valid(result), full.is_valid(result)) for result in action_results()]
+    assert all(fast == slow for fast, slow in verdicts)
+    assert {slow for _fast, slow in verdicts} == {True, False}  # both kinds were really tried
