@@ -242,3 +242,58 @@ def test_action_results_are_judged_as_by_the_full_schema() -> None:
     verdicts = [(check.is_valid(result), full.is_valid(result)) for result in action_results()]
     assert all(fast == slow for fast, slow in verdicts)
     assert {slow for _fast, slow in verdicts} == {True, False}  # both kinds were really tried
+
+
+def tracker_contents(tracker: Any, original: Any = None) -> Dict[str, Any]:
+    """Every attribute of a tracker, with events and slots compared by identity and attributes."""
+    contents = dict(tracker.__dict__)
+    events = contents.pop("events")
+    contents["events"] = ([id(event) for event in events], events.maxlen)
+    contents["slots"] = {name: (type(slot), slot.__dict__) for name, slot in contents.pop("slots").items()}
+    for name in ("latest_message", "latest_bot_utterance"):
+        latest = contents[name]
+        if any(event is latest for event in events):
+            contents[name] = id(latest)
+        else:  # a placeholder of the tracker's own: equal, never shared
+            contents[name] = (type(latest), {key: value for key, value in vars(latest).items() if key != "timestamp"})
+            assert original is None or latest is not getattr(original, name), name
+    return contents
+
+
+def story_trackers() -> Iterator[Any]:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActiveLoop, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+
+    root = Path(__file__).resolve().parents[2]
+    domain = Domain.load(str(root / "domain.yml"))
+    for path in sorted([*root.glob("data/stories/*.yml"), *root.glob("tests/stories/*.yml")]):
+        for step in YAMLStoryReader(domain).read_from_file(str(path)):
+            tracker = DialogueStateTracker("copy-check", domain.slots, sender_source="web")
+            tracker.model_id, tracker.assistant_id = "model", "assistant"
+            for event in step.explicit_events(domain):
+                tracker.update(event, domain)
+            yield tracker
+            tracker.update(ActiveLoop("intake_form"), domain)
+            tracker.update(SlotSet("intake_state", "NY"), domain)
+            yield tracker
+
+
+def test_a_tracker_copy_equals_rasas_replayed_copy() -> None:
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+
+    from bot.ops.rasa_main import copied_tracker
+
+    trackers = 0
+    for tracker in story_trackers():
+        ours, rasa = copied_tracker(tracker), tracker.travel_back_in_time(float("inf"))
+        assert tracker_contents(ours, tracker) == tracker_contents(rasa, tracker)
+        before = tracker_contents(tracker)
+        ours.update(SlotSet("intake_state", "CA"))  # a copy is independent of the original
+        ours.update(ActionExecuted("utter_greet"))
+        if ours.active_loop is not None:
+            ours.active_loop.rejected = True
+        assert tracker_contents(tracker) == before
+        trackers += 1
+    assert trackers > 50
