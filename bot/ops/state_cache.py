@@ -141,7 +141,7 @@ class IncrementalStates:
         ignore_rule_only_turns: bool = False,
         rule_only_data: Dict[str, Any] | None = None,
     ) -> List[State]:
-        if tracker._max_event_history is not None or not isinstance(tracker, DialogueStateTracker):
+        if not isinstance(tracker, DialogueStateTracker) or tracker._max_event_history is not None:
             return self.rasa_states(domain, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
         flags = (omit_unset_slots, ignore_rule_only_turns)
         known = _progress_of(tracker)
