@@ -62,7 +62,8 @@ conversation id and timestamp (found by tests/e2e/test_prod_broker_down.py).
 
 12. The policies' states of a conversation are extended event by event instead of replayed from the
 first event for every policy and every predicted action (~19% of the server's time under load); any
-rewind, restart or session start falls back to Rasa's own computation (bot/ops/state_cache.py).
+rewind, restart or session start falls back to Rasa's own computation (bot/ops/state_cache.py). A
+tracker's applied events (the events left after rewinds) are kept until its events change.
 
 13. Copying a tracker copies its state instead of replaying every event into a fresh tracker. Rasa copies
 the conversation's tracker before every action it runs (to drop the policy's events if the action is
@@ -82,7 +83,7 @@ import os
 import sqlite3
 from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
 
-from bot.ops.state_cache import incremental_policy_states
+from bot.ops.state_cache import incremental_policy_states, remembered_applied_events
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
 DEFAULT_ACTION_TIMEOUT_SECONDS = 1.0
@@ -441,6 +442,7 @@ def speed_ups() -> None:
     run_graphs_without_dask()
     index_rule_lookups()
     incremental_policy_states()
+    remembered_applied_events()
     copy_trackers_without_replay()
 
 

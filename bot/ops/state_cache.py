@@ -19,6 +19,10 @@ The last state (after the newest event) is provisional and recomputed on each ca
 Callers may change the states they are given (Rasa's featurizers delete keys), so every call returns new
 dicts, sharing sub-dicts between states exactly where Rasa's own result shares them.
 The states are compared with Rasa's on every prefix of every story and rule (tests/ops/test_state_cache.py).
+
+`DialogueStateTracker.applied_events` (the events left after rewinds, walked from the first event) is
+also kept per tracker while its events are unchanged: it is asked for by each flag combination above and
+by RulePolicy, several times per predicted action. Each call still gets a list of its own.
 """
 
 from __future__ import annotations
@@ -235,6 +239,43 @@ class IncrementalStates:
             if state is not None:
                 progress.states.append(state)
         return state
+
+
+# Per live tracker: (deque, length, first event, last event) when its applied events were computed, and them.
+_APPLIED: Dict[int, Tuple[weakref.ref[DialogueStateTracker], Tuple[Any, int, Any, Any], List[Event]]] = {}
+
+
+def _events_mark(tracker: DialogueStateTracker) -> Tuple[Any, int, Any, Any]:
+    """Identifies a tracker's events: Rasa only ever appends to them (or replaces the whole deque)."""
+    events = tracker.events
+    return (events, len(events), events[0] if events else None, events[-1] if events else None)
+
+
+def _same_mark(first: Tuple[Any, int, Any, Any], second: Tuple[Any, int, Any, Any]) -> bool:
+    return all(a is b for a, b in zip(first, second, strict=True) if not isinstance(a, int)) and first[1] == second[1]
+
+
+def remembered_applied_events() -> None:
+    """Keep each tracker's applied events until its events change (idempotent)."""
+    rasa_applied = DialogueStateTracker.applied_events
+    if getattr(rasa_applied, "remembered", False):
+        return
+
+    def applied_events(self: DialogueStateTracker) -> List[Event]:
+        if type(self) is not DialogueStateTracker:
+            return rasa_applied(self)
+        mark = _events_mark(self)
+        entry = _APPLIED.get(id(self))
+        if entry is not None and entry[0]() is self and _same_mark(entry[1], mark):
+            return list(entry[2])
+        applied = rasa_applied(self)
+        key = id(self)
+        _APPLIED[key] = (weakref.ref(self, lambda _ref: _APPLIED.pop(key, None)), mark, list(applied))
+        return applied
+
+    applied_events.remembered = True  # type: ignore[attr-defined]
+    applied_events.__wrapped__ = rasa_applied  # type: ignore[attr-defined]
+    DialogueStateTracker.applied_events = applied_events
 
 
 def incremental_policy_states() -> IncrementalStates:

@@ -23,7 +23,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
 
-from bot.ops.state_cache import IncrementalStates
+from bot.ops.state_cache import IncrementalStates, remembered_applied_events
 
 ROOT = Path(__file__).resolve().parents[2]
 STORY_FILES = sorted(
@@ -134,3 +134,45 @@ def test_a_capped_history_takes_rasas_path(domain: Domain, incremental: Incremen
         tracker.update(event, domain)
     assert incremental(domain, tracker) == Domain.states_for_tracker_history(domain, tracker)
     assert (incremental.full, incremental.extended) == (0, 0)
+
+
+@pytest.fixture()
+def remembered() -> Iterator[None]:
+    rasa_applied = DialogueStateTracker.applied_events
+    remembered_applied_events()
+    yield
+    DialogueStateTracker.applied_events = rasa_applied  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("name", REWIND_HISTORIES)
+def test_remembered_applied_events_are_rasas_after_every_event(domain: Domain, remembered: None, name: str) -> None:
+    rasa_applied = DialogueStateTracker.applied_events.__wrapped__  # type: ignore[attr-defined]
+    tracker = DialogueStateTracker("check", domain.slots)
+    for event in REWIND_HISTORIES[name]:
+        tracker.update(event, domain)
+        first, second = tracker.applied_events(), tracker.applied_events()
+        assert first == second == rasa_applied(tracker)
+        assert all(a is b for a, b in zip(first, rasa_applied(tracker), strict=True))
+        first.clear()  # each caller gets its own list
+        assert tracker.applied_events() == second
+
+
+def test_applied_events_are_computed_once_while_the_events_are_unchanged(domain: Domain, remembered: None) -> None:
+    tracker = DialogueStateTracker("check", domain.slots)
+    walks = [0]
+
+    class CountingDeque(type(tracker.events)):  # type: ignore[misc]
+        def __iter__(self) -> Iterator[Event]:
+            walks[0] += 1
+            return super().__iter__()
+
+    tracker.events = CountingDeque(tracker.events)
+    for event in turn("greet", "utter_greet"):
+        tracker.update(event, domain)
+    tracker.applied_events()
+    walked = walks[0]
+    tracker.applied_events()
+    assert walks[0] == walked  # the second call did not walk the events
+    tracker.update(ActionExecuted("utter_goodbye"), domain)
+    assert tracker.applied_events()[-1].action_name == "utter_goodbye"  # a new event: walked again
+    assert walks[0] > walked
