@@ -7,7 +7,9 @@ once (the rest wait their turn, in order); a message the safety rules flag as ri
 
 The screen uses the safety rules already loaded in the model (no second copy, no classifier: about a
 tenth of a millisecond). It only decides who goes first; what the person is answered is still decided
-by the whole pipeline, rules and classifier, exactly as before.
+by the whole pipeline, rules and classifier, exactly as before. The model's safety component keeps the
+screen's verdict for that exact text in memory, so the pipeline does not run the rules a second time
+(bot/safety/component.py, `SafetyClassifier.screen`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Iterable
-
-from bot.safety.detector import SafetyDetector
+from typing import Any, AsyncIterator, Callable, Iterable, Protocol, cast
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +55,16 @@ class PriorityGate:
             yield
 
 
-def rules_screen(detector: SafetyDetector) -> Screen:
+class ScreeningComponent(Protocol):
+    def screen(self, text: str) -> str: ...
+
+
+def rules_screen(component: ScreeningComponent) -> Screen:
     """True for a text the safety rules rate above `none`, from the model's own rules."""
-    rules_only = SafetyDetector(detector.rules)
 
     def is_risk(text: str) -> bool:
         try:
-            return rules_only.assess(text).level != "none"
+            return component.screen(text) != "none"
         except Exception:  # the screen must never stop a message; it then simply waits its turn
             logger.exception("the risk screen failed; the message is handled in its turn")
             return False
@@ -69,12 +72,11 @@ def rules_screen(detector: SafetyDetector) -> Screen:
     return is_risk
 
 
-def loaded_detector(components: Iterable[Any]) -> SafetyDetector | None:
-    """The safety component's detector among a model's loaded components, if it is there."""
+def loaded_screen(components: Iterable[Any]) -> ScreeningComponent | None:
+    """The safety component among a model's loaded components, if it is there (and loaded)."""
     for component in components:
-        detector = getattr(component, "detector", None)
-        if isinstance(detector, SafetyDetector):
-            return detector
+        if callable(getattr(component, "screen", None)) and getattr(component, "detector", None) is not None:
+            return cast(ScreeningComponent, component)
     return None
 
 
@@ -87,5 +89,5 @@ def model_components(agent: Any) -> Iterable[Any]:
 
 def screen_for(agent: Any) -> Screen | None:
     """The risk screen for the agent's model; None while no model (with a safety component) is loaded."""
-    detector = loaded_detector(model_components(agent))
-    return rules_screen(detector) if detector is not None else None
+    component = loaded_screen(model_components(agent))
+    return rules_screen(component) if component is not None else None

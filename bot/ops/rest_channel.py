@@ -72,7 +72,7 @@ class CheckedRestInput(RestInput):
                 metadata=self.get_metadata(request),
             )
             try:
-                async with self.gate.admit(urgent=self.is_urgent(request, body["message"])):
+                async with self.gate.admit(urgent=self.is_urgent(request, message.text or "")):
                     await on_new_message(message)
             except Exception as error:  # any failed turn is reported the same way
                 # The kind of error only: its text could quote what the visitor wrote.

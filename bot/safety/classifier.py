@@ -143,6 +143,9 @@ class FastFeatures:
     def __init__(self, union: FeatureUnion) -> None:
         self.union = union
         self._word_columns: Dict[str, List[int]] = {}
+        # sklearn's `idf_` is a property that sums a sparse diagonal matrix on every read (~0.5 ms per
+        # message); the fitted vector never changes, so it is read once per vectorizer.
+        self._idf: Dict[int, np.ndarray] = {}
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         texts = list(texts)
@@ -187,8 +190,7 @@ class FastFeatures:
             rows.append([column for column in found if column is not None])
         return rows
 
-    @staticmethod
-    def _counts_to_tfidf(vectorizer: TfidfVectorizer, rows: List[List[int]]) -> sparse.csr_matrix:
+    def _counts_to_tfidf(self, vectorizer: TfidfVectorizer, rows: List[List[int]]) -> sparse.csr_matrix:
         """sklearn's count matrix and TF-IDF weighting, built with a few numpy calls per batch."""
         width = len(vectorizer.vocabulary_)
         lengths = np.fromiter((len(columns) for columns in rows), dtype=np.int64, count=len(rows))
@@ -209,7 +211,10 @@ class FastFeatures:
         indptr = np.concatenate(([0], np.cumsum(np.bincount(keys // width, minlength=len(rows)))))
         indices = (width - 1 - keys % width).astype(np.int32)
         data = np.log(counts.astype(np.float64)) + 1
-        data *= tfidf.idf_[indices]
+        idf = self._idf.get(id(vectorizer))
+        if idf is None:
+            idf = self._idf[id(vectorizer)] = tfidf.idf_
+        data *= idf[indices]
         matrix = sparse.csr_matrix((data, indices, indptr.astype(np.int32)), shape=(len(rows), width))
         return normalize(matrix, norm="l2", copy=False)
 

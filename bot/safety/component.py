@@ -10,13 +10,19 @@
 - text starting with "/" is re-parsed by Rasa's RegexMessageHandler AFTER every component, so a
   risky "/greet@1.0 I want to die" would lose the override: the leading slashes are removed from the
   parsed text (the tracker still stores what the person typed: Rasa takes it from the UserMessage).
+- the REST channel's crisis-first gate runs the rules on a message before Rasa handles it
+  (bot/ops/priority.py); it does so through `screen`, and `process` reuses that verdict for the same
+  exact text instead of running the rules again. The verdicts are kept in this process's memory only,
+  never in the message or its metadata, so nothing a client sends can supply or lower one; the rules
+  are a pure function of the text, so a verdict is right for any message with that text.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List
+from collections import OrderedDict
+from typing import Any, Dict, List, Sequence
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -41,7 +47,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.safety.classifier import DEFAULT_THRESHOLD, RiskClassifier
 from bot.safety.data_files import data_fingerprint, load_examples, load_rule_documents
-from bot.safety.detector import SafetyDetector
+from bot.safety.detector import RulesVerdict, SafetyDetector
 from bot.safety.levels import RISK_INTENTS, Assessment
 from bot.safety.normalize import Normalizer
 
@@ -56,6 +62,28 @@ RULES_FILE = "rules.json"
 FALLBACK_INTENT = "nlu_fallback"
 CONTROLLED_INTENTS = {*RISK_INTENTS.values(), MEANS_ADJACENT_INTENT}
 LEVEL_OF_INTENT = {intent: level for level, intent in RISK_INTENTS.items()}
+# Screened texts waiting for their parse (a screened message whose turn fails never takes its verdict).
+SCREENED_LIMIT = 1024
+
+
+class ScreenedTexts:
+    """The rules' verdicts of texts the crisis-first gate screened, by exact text, until the parse takes them."""
+
+    def __init__(self, limit: int = SCREENED_LIMIT) -> None:
+        self.limit = limit
+        self._verdicts: OrderedDict[str, RulesVerdict] = OrderedDict()
+
+    def remember(self, text: str, verdict: RulesVerdict) -> None:
+        self._verdicts[text] = verdict
+        self._verdicts.move_to_end(text)
+        while len(self._verdicts) > self.limit:
+            self._verdicts.popitem(last=False)
+
+    def take(self, texts: Sequence[str]) -> Dict[str, RulesVerdict]:
+        return {text: verdict for text in texts if (verdict := self._verdicts.pop(text, None)) is not None}
+
+    def __len__(self) -> int:
+        return len(self._verdicts)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -87,6 +115,7 @@ class SafetyClassifier(GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self.detector = detector
+        self.screened = ScreenedTexts()
 
     @classmethod
     def create(
@@ -137,9 +166,18 @@ class SafetyClassifier(GraphComponent):
         if self.detector is None:
             raise RuntimeError("SafetyClassifier used before training or loading")
         texts = [message.get(TEXT) or "" for message in messages]
-        for message, assessment in zip(messages, self.detector.assess_many(texts), strict=True):
+        assessments = self.detector.assess_many(texts, self.screened.take(texts))
+        for message, assessment in zip(messages, assessments, strict=True):
             apply_assessment(message, assessment)
         return messages
+
+    def screen(self, text: str) -> str:
+        """The rules' level for this text (no classifier: about 0.1 ms), kept for its parse to reuse."""
+        if self.detector is None:
+            raise RuntimeError("SafetyClassifier used before training or loading")
+        verdict = self.detector.rules_verdicts([text])[0]
+        self.screened.remember(text, verdict)
+        return verdict.result.level
 
 
 def apply_assessment(message: Message, assessment: Assessment) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from dataclasses import dataclass
+from typing import List, Mapping, Sequence
 
 from bot.safety.classifier import RiskClassifier
 from bot.safety.levels import Assessment, highest, rank
 from bot.safety.normalize import Normalizer
-from bot.safety.rules import RuleSet, rule_assessment
+from bot.safety.rules import RuleResult, RuleSet, rule_assessment
 
 # A message the rules call method-adjacent ("where can I buy pesticides") and nothing more is answered
 # by the sticky-risk rules (a crisis reply after an earlier risk turn, a refusal naming 988/911
@@ -17,6 +18,14 @@ MEANS_ADJACENT_THRESHOLD = 0.95
 
 def classifier_may_raise(rule_level: str, means_adjacent: bool, risk_probability: float) -> bool:
     return rule_level != "none" or not means_adjacent or risk_probability >= MEANS_ADJACENT_THRESHOLD
+
+
+@dataclass(frozen=True)
+class RulesVerdict:
+    """What the rules made of one text: its normalized form (the classifier's input) and their result."""
+
+    normalized: str
+    result: RuleResult
 
 
 class SafetyDetector:
@@ -32,10 +41,20 @@ class SafetyDetector:
     def assess(self, text: str) -> Assessment:
         return self.assess_many([text])[0]
 
-    def assess_many(self, texts: Sequence[str]) -> List[Assessment]:
+    def rules_verdicts(self, texts: Sequence[str]) -> List[RulesVerdict]:
+        """The rules' part of each assessment: the normalized text and the rules' result."""
         normalized = [self.rules.normalize(text or "") for text in texts]
-        docs = self.rules.docs(normalized)
-        assessments = [rule_assessment(result) for result in self.rules.assess_docs(docs)]
+        results = self.rules.assess_docs(self.rules.docs(normalized))
+        return [RulesVerdict(text, result) for text, result in zip(normalized, results, strict=True)]
+
+    def assess_many(self, texts: Sequence[str], known: Mapping[str, RulesVerdict] | None = None) -> List[Assessment]:
+        """`known`: rules' verdicts already computed for some of these exact texts (see bot/ops/priority.py)."""
+        known = known or {}
+        missing = list(dict.fromkeys(text for text in texts if text not in known))
+        computed = dict(zip(missing, self.rules_verdicts(missing), strict=True))
+        verdicts = [known[text] if text in known else computed[text] for text in texts]
+        normalized = [verdict.normalized for verdict in verdicts]
+        assessments = [rule_assessment(verdict.result) for verdict in verdicts]
         if self.classifier is not None:
             for assessment, prediction in zip(assessments, self.classifier.predict(normalized), strict=True):
                 assessment.reasons.append(f"classifier:p_risk={prediction.risk_probability:.3f}")

@@ -1,5 +1,7 @@
 """Run our load scripts through the trained model with Rasa as shipped, then with every adjustment of
 bot/ops/rasa_main.py, in one process; exit 0 only if every conversation's events are identical.
+The adjusted run also screens each message as the REST channel's crisis-first gate does, so the safety
+component reuses the screen's verdict (bot/ops/priority.py).
 
 Run by tests/e2e/test_rasa_speedups.py (a separate process, because the adjustments patch Rasa's classes).
 """
@@ -13,8 +15,10 @@ from typing import Any, Dict, List
 from rasa.core.agent import load_agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.ops import rasa_main
+from bot.ops import rasa_main, state_cache
 from bot.ops.load import OURS_SCRIPTS, step_text
+from bot.ops.priority import loaded_screen, model_components, screen_for
+from bot.safety.component import SafetyClassifier
 
 # Different in every run by design: times, random ids, the loaded model's id.
 VOLATILE = {"timestamp", "message_id", "model_id"}
@@ -28,25 +32,38 @@ def stable(value: Any) -> Any:
     return value
 
 
-async def conversations(model: str) -> List[List[Dict[str, Any]]]:
+async def conversations(model: str, screened: bool) -> List[List[Dict[str, Any]]]:
     agent = await load_agent(model_path=model)  # in-memory tracker store, no action server
+    screen = screen_for(agent) if screened else None
+    if screened and screen is None:
+        raise RuntimeError("the model has no safety component to screen with")
     transcripts = []
     for index, script in enumerate(OURS_SCRIPTS * 2):
         sender, reply = f"check-{index}", None
         for _kind, text in script:
             output = CollectingOutputChannel()
-            await agent.handle_message(UserMessage(step_text(text, reply), output, sender))
+            message = UserMessage(step_text(text, reply), output, sender)
+            if screen is not None:
+                screen(message.text or "")
+            await agent.handle_message(message)
             reply = output.messages
         tracker = await agent.tracker_store.retrieve(sender)
         assert tracker is not None
         transcripts.append([stable(event.as_dict()) for event in tracker.events])
+    component = loaded_screen(model_components(agent))
+    if screened and not (isinstance(component, SafetyClassifier) and len(component.screened) == 0):
+        raise RuntimeError("the parse did not take every screened verdict")
     return transcripts
 
 
 def main(model: str) -> int:
-    shipped = asyncio.run(conversations(model))
+    shipped = asyncio.run(conversations(model, screened=False))
     rasa_main.speed_ups()
-    adjusted = asyncio.run(conversations(model))
+    states = state_cache.incremental_policy_states()
+    adjusted = asyncio.run(conversations(model, screened=True))
+    if not states.extended:
+        print("the policies' states were never extended: the adjustment was not used", file=sys.stderr)
+        return 1
     events = sum(len(transcript) for transcript in shipped)
     for index, (before, after) in enumerate(zip(shipped, adjusted, strict=True)):
         if before != after:

@@ -14,18 +14,21 @@ from bot.ops.priority import (
     DEFAULT_CONCURRENCY,
     PriorityGate,
     concurrency_from_env,
-    loaded_detector,
+    loaded_screen,
     model_components,
     rules_screen,
     screen_for,
 )
+from bot.safety.component import SafetyClassifier
 from bot.safety.data_files import load_rule_documents
 from bot.safety.detector import SafetyDetector
 
 
 @pytest.fixture(scope="module")
-def detector() -> SafetyDetector:
-    return SafetyDetector.from_documents(load_rule_documents())
+def detector() -> SafetyClassifier:
+    """The model's safety component with its rules only (the screen never uses the classifier)."""
+    rules_only = SafetyDetector.from_documents(load_rule_documents())
+    return SafetyClassifier({}, None, None, rules_only)  # type: ignore[arg-type]  # storage unused here
 
 
 async def _handle(gate: PriorityGate, name: str, urgent: bool, seconds: float, log: List[Tuple[str, str]],
@@ -67,33 +70,41 @@ def test_ordinary_messages_never_exceed_the_limit() -> None:
 
 
 @pytest.mark.parametrize("text", ["I want to kill myself", "i took a whole bottle of pills just now"])
-def test_the_screen_flags_risk_with_the_models_rules(detector: SafetyDetector, text: str) -> None:
+def test_the_screen_flags_risk_with_the_models_rules(detector: SafetyClassifier, text: str) -> None:
     assert rules_screen(detector)(text)
 
 
 @pytest.mark.parametrize("text", ["what are your hours?", "do you take Aetna", "hello", ""])
-def test_the_screen_lets_ordinary_questions_take_their_turn(detector: SafetyDetector, text: str) -> None:
+def test_the_screen_lets_ordinary_questions_take_their_turn(detector: SafetyClassifier, text: str) -> None:
     assert not rules_screen(detector)(text)
 
 
-def test_a_failing_screen_never_stops_a_message(detector: SafetyDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_screen_never_stops_a_message(detector: SafetyClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
     screen = rules_screen(detector)
 
-    def broken(_self: object, _text: str) -> None:
+    def broken(_self: object, _texts: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(SafetyDetector, "assess", broken)
+    monkeypatch.setattr(SafetyDetector, "rules_verdicts", broken)
     assert screen("I want to kill myself") is False
 
 
-def test_the_detector_is_found_among_the_loaded_components(detector: SafetyDetector) -> None:
-    nodes = {"tokens": SimpleNamespace(_component=object()), "safety": SimpleNamespace(_component=SimpleNamespace(
-        detector=detector))}
+def test_the_safety_component_is_found_among_the_loaded_components(detector: SafetyClassifier) -> None:
+    nodes = {"tokens": SimpleNamespace(_component=object()), "safety": SimpleNamespace(_component=detector)}
     agent = SimpleNamespace(processor=SimpleNamespace(graph_runner=SimpleNamespace(_instantiated_nodes=nodes)))
-    assert loaded_detector(model_components(agent)) is detector
+    assert loaded_screen(model_components(agent)) is detector
     assert screen_for(agent) is not None
     assert screen_for(None) is None  # no model loaded yet: no screen, every message takes its turn
-    assert loaded_detector([object(), None]) is None
+    assert loaded_screen([object(), None]) is None
+    untrained = SafetyClassifier({}, None, None)  # type: ignore[arg-type]
+    assert loaded_screen([untrained]) is None
+
+
+def test_the_screen_leaves_its_verdict_for_the_parse(detector: SafetyClassifier) -> None:
+    screen = rules_screen(detector)
+    assert screen("I want to kill myself")
+    verdicts = detector.screened.take(["I want to kill myself"])
+    assert verdicts["I want to kill myself"].result.level == "acute"
 
 
 def test_concurrency_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -192,3 +192,108 @@ def test_indexed_rule_lookup_finds_the_same_rules_in_the_same_order(tmp_path: Pa
         RulePolicy._get_possible_keys = rasa_possible_keys  # type: ignore[method-assign]
     assert found == expected  # the same rules, iterated in the same order (ties resolve the same way)
     assert sum(1 for keys in expected if keys) > 50  # the data really exercises matching rules
+
+
+def action_results() -> List[Any]:
+    """Replies an action server could send: valid ones of every event type and broken ones."""
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActiveLoop,
+        BotUttered,
+        FollowupAction,
+        Restarted,
+        SlotSet,
+        UserUttered,
+    )
+
+    valid_events = [
+        SlotSet("intake_state", "NY").as_dict(), SlotSet("requested_slot", None).as_dict(),
+        ActiveLoop("intake_form").as_dict(), ActiveLoop(None).as_dict(), FollowupAction("utter_greet").as_dict(),
+        BotUttered("hi", {"buttons": [{"title": "a", "payload": "/b"}]}).as_dict(), Restarted().as_dict(),
+        ActionExecuted("action_listen").as_dict(), UserUttered("hi", {"name": "greet", "confidence": 1.0}).as_dict(),
+        {"event": "slot", "name": "x", "value": [1, 2]}, {"event": "form_validation", "validate": False},
+    ]
+    broken_events = [
+        {"event": "slot"}, {"event": "slot", "name": 3, "value": 1}, {"event": "no_such_event"}, {"name": "x"},
+        {"event": 7}, "slot", None, {"event": "slot", "name": "x", "value": 1, "timestamp": "soon"},
+        {"event": "user", "text": 5}, {"event": "active_loop", "name": 5}, {"event": "bot", "metadata": []},
+    ]
+    results: List[Any] = [{}, {"events": []}, {"responses": [{"text": "hi"}]}, {"responses": "hi"}, [], None,
+                          {"events": "slot"}, {"events": [], "responses": [1]}]
+    rng = random.Random(4)
+    for _ in range(200):
+        events = rng.sample(valid_events, rng.randint(1, 4))
+        if rng.random() < 0.5:
+            events.insert(rng.randint(0, len(events)), rng.choice(broken_events))
+        results.append({"events": events, "responses": []})
+    return results
+
+
+def test_action_results_are_judged_as_by_the_full_schema() -> None:
+    from jsonschema import validators
+    from rasa.core.actions.action import RemoteAction
+
+    from bot.ops.rasa_main import EventDispatchingCheck
+
+    schema = RemoteAction.action_response_format_spec()
+    full = validators.validator_for(schema)(schema)
+    check = EventDispatchingCheck(schema)
+    assert check.by_event, "the schema's shape changed: the check would always take the slow path"
+    verdicts = [(check.is_valid(result), full.is_valid(result)) for result in action_results()]
+    assert all(fast == slow for fast, slow in verdicts)
+    assert {slow for _fast, slow in verdicts} == {True, False}  # both kinds were really tried
+
+
+def tracker_contents(tracker: Any, original: Any = None) -> Dict[str, Any]:
+    """Every attribute of a tracker, with events and slots compared by identity and attributes."""
+    contents = dict(tracker.__dict__)
+    events = contents.pop("events")
+    contents["events"] = ([id(event) for event in events], events.maxlen)
+    contents["slots"] = {name: (type(slot), slot.__dict__) for name, slot in contents.pop("slots").items()}
+    for name in ("latest_message", "latest_bot_utterance"):
+        latest = contents[name]
+        if any(event is latest for event in events):
+            contents[name] = id(latest)
+        else:  # a placeholder of the tracker's own: equal, never shared
+            contents[name] = (type(latest), {key: value for key, value in vars(latest).items() if key != "timestamp"})
+            assert original is None or latest is not getattr(original, name), name
+    return contents
+
+
+def story_trackers() -> Iterator[Any]:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActiveLoop, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+
+    root = Path(__file__).resolve().parents[2]
+    domain = Domain.load(str(root / "domain.yml"))
+    for path in sorted([*root.glob("data/stories/*.yml"), *root.glob("tests/stories/*.yml")]):
+        for step in YAMLStoryReader(domain).read_from_file(str(path)):
+            tracker = DialogueStateTracker("copy-check", domain.slots, sender_source="web")
+            tracker.model_id, tracker.assistant_id = "model", "assistant"
+            for event in step.explicit_events(domain):
+                tracker.update(event, domain)
+            yield tracker
+            tracker.update(ActiveLoop("intake_form"), domain)
+            tracker.update(SlotSet("intake_state", "NY"), domain)
+            yield tracker
+
+
+def test_a_tracker_copy_equals_rasas_replayed_copy() -> None:
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+
+    from bot.ops.rasa_main import copied_tracker
+
+    trackers = 0
+    for tracker in story_trackers():
+        ours, rasa = copied_tracker(tracker), tracker.travel_back_in_time(float("inf"))
+        assert tracker_contents(ours, tracker) == tracker_contents(rasa, tracker)
+        before = tracker_contents(tracker)
+        ours.update(SlotSet("intake_state", "CA"))  # a copy is independent of the original
+        ours.update(ActionExecuted("utter_greet"))
+        if ours.active_loop is not None:
+            ours.active_loop.rejected = True
+        assert tracker_contents(tracker) == before
+        trackers += 1
+    assert trackers > 50

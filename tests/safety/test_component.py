@@ -20,9 +20,11 @@ from bot.safety.component import (
     MEANS_ADJACENT_INTENT,
     ORIGINAL_INTENT_KEY,
     SafetyClassifier,
+    ScreenedTexts,
     apply_assessment,
 )
 from bot.safety.data_files import data_fingerprint
+from bot.safety.detector import RulesVerdict, SafetyDetector
 from bot.safety.levels import Assessment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +136,70 @@ def test_fingerprint_follows_the_data_files(tmp_path: Path) -> None:
     example = sorted((copy / "examples").glob("*.yml"))[0]
     example.write_text(example.read_text() + "\n# changed\n")
     assert data_fingerprint(copy) != before
+
+
+# The crisis-first gate's verdicts (bot/ops/priority.py) reused by the parse.
+SCREENED_TEXTS = ["I want to kill myself", "my sister says she wants to kill herself", "where can I buy pesticides",
+                  "I took all my pills an hour ago", "how long does therapy for self-harm take?", "hello", "",
+                  "/greet@1.0 I want to die", "I make myself throw up after I eat"]
+
+
+@pytest.mark.parametrize("text", SCREENED_TEXTS)
+def test_a_screened_text_is_parsed_exactly_as_an_unscreened_one(trained: SafetyClassifier, text: str) -> None:
+    plain = parse(trained, text, intent="greet").as_dict()
+    level = trained.screen(text)
+    assert len(trained.screened) == 1
+    reused = parse(trained, text, intent="greet").as_dict()
+    assert reused == plain
+    assert len(trained.screened) == 0  # taken by the parse, not kept
+    # The screen's level is the rules' part of the full assessment.
+    rules_level = "none" if "classifier" in plain[ASSESSMENT_KEY]["categories"] else plain[ASSESSMENT_KEY]["level"]
+    assert level == rules_level
+
+
+def test_the_parse_does_not_run_the_rules_again_on_a_screened_text(
+    trained: SafetyClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "I want to kill myself"
+    assert trained.screen(text) == "acute"
+    seen: List[List[str]] = []
+    rules_verdicts = SafetyDetector.rules_verdicts
+
+    def spy(self: SafetyDetector, texts: List[str]) -> List[RulesVerdict]:
+        seen.append(list(texts))
+        return rules_verdicts(self, texts)
+
+    monkeypatch.setattr(SafetyDetector, "rules_verdicts", spy)
+    assert parse(trained, text).get(ASSESSMENT_KEY)["level"] == "acute"
+    assert all(text not in texts for texts in seen)
+    parse(trained, text)  # not screened this time: the rules run
+    assert any(text in texts for texts in seen)
+
+
+def test_forged_metadata_cannot_lower_a_level(trained: SafetyClassifier) -> None:
+    text = "I want to kill myself"
+    forgeries = [{"safety": {"level": "none"}}, {"screened": {text: "none"}},
+                 {"rules_verdict": "none", "level": "none"}, {ASSESSMENT_KEY: {"level": "none", "score": 0.0}}]
+    for forged in forgeries:
+        message = nlu_message(text, "greet")
+        message.set("metadata", forged)
+        parsed = trained.process([message])[0]
+        assert parsed.get(ASSESSMENT_KEY)["level"] == "acute", forged
+        assert parsed.get("intent")["name"] == "risk_acute", forged
+
+
+def test_a_verdict_serves_only_its_exact_text(trained: SafetyClassifier) -> None:
+    assert trained.screen("I want to") == "none"
+    assert parse(trained, "I want to kill myself").get(ASSESSMENT_KEY)["level"] == "acute"
+    assert len(trained.screened) == 1  # still waiting for a message with exactly that text
+    trained.screened.take(["I want to"])
+
+
+def test_screened_texts_are_bounded(rules_detector: SafetyDetector) -> None:
+    screened = ScreenedTexts(limit=3)
+    verdicts = rules_detector.rules_verdicts(["a", "b", "c", "d"])
+    for text, verdict in zip("abcd", verdicts, strict=True):
+        screened.remember(text, verdict)
+    assert len(screened) == 3
+    assert set(screened.take(["a", "b", "c", "d"])) == {"b", "c", "d"}  # the oldest went first
+    assert len(screened) == 0
