@@ -46,7 +46,13 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.safety.classifier import DEFAULT_THRESHOLD, RiskClassifier
-from bot.safety.data_files import data_fingerprint, load_examples, load_rule_documents
+from bot.safety.data_files import (
+    data_fingerprint,
+    load_examples,
+    load_nlu_levels,
+    load_rule_documents,
+    nlu_example_level,
+)
 from bot.safety.detector import RulesVerdict, SafetyDetector
 from bot.safety.levels import RISK_INTENTS, Assessment
 from bot.safety.normalize import Normalizer
@@ -136,11 +142,12 @@ class SafetyClassifier(GraphComponent):
             texts.append(normalizer(text))
             levels.append(level)
         if self.config.get("use_nlu_examples", True):
+            nlu_levels = load_nlu_levels()
             for example in training_data.intent_examples:
                 text = example.get(TEXT)
                 if text:
                     texts.append(normalizer(text))
-                    levels.append(LEVEL_OF_INTENT.get(example.get(INTENT), "none"))
+                    levels.append(nlu_example_level(text, example.get(INTENT), nlu_levels))
         classifier = RiskClassifier.train(texts, levels, float(self.config["threshold"]))
         with self._model_storage.write_to(self._resource) as directory:
             classifier.save(directory)

@@ -8,13 +8,15 @@ from typing import Any, Dict, List, Tuple
 
 import yaml
 
-from bot.safety.levels import LEVELS
+from bot.safety.levels import LEVELS, RISK_INTENTS
 from bot.settings import PROJECT_ROOT
 
 SAFETY_DATA_DIR = PROJECT_ROOT / "data" / "safety"
 RULES_FILE = SAFETY_DATA_DIR / "rules.yml"
 NORMALIZE_FILE = SAFETY_DATA_DIR / "normalize.yml"
 EXAMPLES_DIR = SAFETY_DATA_DIR / "examples"
+NLU_LEVELS_FILE = "nlu_levels.yml"
+LEVEL_OF_INTENT = {intent: level for level, intent in RISK_INTENTS.items()}
 
 
 def load_yaml(path: Path) -> Dict[str, Any]:
@@ -42,10 +44,34 @@ def load_examples(data_dir: Path = SAFETY_DATA_DIR) -> List[Tuple[str, str, str]
     return examples
 
 
+def load_nlu_levels(data_dir: Path = SAFETY_DATA_DIR) -> Dict[str, str]:
+    """NLU example text → the risk level the detector gives it by design (data/safety/nlu_levels.yml)."""
+    levels: Dict[str, str] = {}
+    for level, texts in (load_yaml(data_dir / NLU_LEVELS_FILE).get("levels") or {}).items():
+        if level not in LEVELS:
+            raise ValueError(f"{NLU_LEVELS_FILE}: unknown level {level!r}")
+        for text in texts:
+            if str(text) in levels:
+                raise ValueError(f"{NLU_LEVELS_FILE}: {text!r} is listed twice")
+            levels[str(text)] = level
+    return levels
+
+
+def nlu_example_level(text: str, intent: str | None, nlu_levels: Dict[str, str]) -> str:
+    """The level the safety classifier learns for an NLU example.
+
+    risk_* intents give their level; an ask_* example that discloses self-harm ("my son is cutting
+    himself") gets its level from nlu_levels.yml, because the detector answers it as risk by design and
+    learning it as `none` would teach the classifier the opposite; everything else is `none`.
+    """
+    return LEVEL_OF_INTENT.get(intent or "") or nlu_levels.get(text, "none")
+
+
 def data_fingerprint(data_dir: Path = SAFETY_DATA_DIR) -> str:
     """Changes whenever a rule, normalization or example file changes (for Rasa's training cache)."""
     digest = hashlib.sha256()
-    for path in [data_dir / "rules.yml", data_dir / "normalize.yml", *example_files(data_dir)]:
+    fixed = [data_dir / "rules.yml", data_dir / "normalize.yml", data_dir / NLU_LEVELS_FILE]
+    for path in [*fixed, *example_files(data_dir)]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from bot.safety.classifier import RiskClassifier
-from bot.safety.data_files import load_examples, load_rule_documents
+from bot.safety.data_files import load_examples, load_nlu_levels, load_rule_documents, nlu_example_level
 from bot.safety.detector import SafetyDetector, classifier_may_raise
 from bot.safety.levels import LEVELS, highest, rank
 
@@ -49,14 +49,15 @@ def nlu_examples() -> List[Tuple[str, str, str]]:
     """The NLU training examples, labelled as the component labels them during `rasa train`."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    from bot.safety.component import LEVEL_OF_INTENT
     from bot.settings import PROJECT_ROOT
 
     data = load_data(str(PROJECT_ROOT / "data" / "nlu"))
-    return [
-        (example.get("text"), LEVEL_OF_INTENT.get(example.get("intent"), "none"), f"nlu:{example.get('intent')}")
-        for example in data.intent_examples
-    ]
+    nlu_levels = load_nlu_levels()
+    examples: List[Tuple[str, str, str]] = []
+    for example in data.intent_examples:
+        text, intent = example.get("text"), example.get("intent")
+        examples.append((text, nlu_example_level(text, intent, nlu_levels), f"nlu:{intent}"))
+    return examples
 
 
 def run_dev_eval() -> int:
@@ -90,13 +91,15 @@ def run_dev_eval() -> int:
         by_category[(level, category)][0] += 1
         by_category[(level, category)][1] += int(ok)
     print(f"{FOLDS}-fold cross-validation on {len(examples)} of the team's own examples (rules + classifier)")
-    nlu_none = [0, 0]
+    merged: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
     for (level, category), (count, correct) in list(by_category.items()):
-        if category.startswith("nlu:") and level == "none":
-            nlu_none[0] += count
-            nlu_none[1] += correct
+        if category.startswith("nlu:") and not category.startswith("nlu:risk_"):
+            # one line per level: `none` (other intents) and the disclosures listed in nlu_levels.yml
+            key = (level, "nlu:other intents" if level == "none" else "nlu:ask_* disclosures")
+            merged[key][0] += count
+            merged[key][1] += correct
             del by_category[(level, category)]
-    by_category[("none", "nlu:other intents")] = nlu_none
+    by_category.update(merged)
     ordered = sorted(by_category.items(), key=lambda item: (-rank(item[0][0]), item[0]))
     for (level, category), (count, passed) in ordered:
         print(f"  {level:9} {category:28} {passed:4}/{count:<4} {100 * passed / count:6.1f}%")
