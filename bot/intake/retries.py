@@ -12,8 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from bot.db import database_transaction
 from bot.intake.models import Booking
-from bot.intake.store import BookedCall, database_transaction
+from bot.intake.store import BookedCall
 
 
 def own_booking(conversation_id: str | None, start: datetime, url: str | None = None) -> BookedCall | None:
