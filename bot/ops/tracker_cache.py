@@ -17,6 +17,13 @@ What stays exactly as in Rasa's SQLTrackerStore:
   that fails before saving leaves nothing of its own in the cache.
 - `save` inserts the tracker's events after as many as the latest session already has in the database
   (Rasa's rule), and the cache learns the new rows only after the commit succeeded.
+- With an event broker, `save` publishes the same events Rasa's `stream_events` would: the tracker's
+  events after the ones the stored latest session holds. Rasa finds that number by reading the whole
+  tracker back (every row parsed and replayed) before each save; here it is the row count `save` has
+  already read, so production saves no longer build the conversation twice.
+
+Queries run on SQLAlchemy Core connections (Rasa's store opens an ORM session for each; a Core connection
+costs under half as much per statement), and a save's new rows go in as one executemany.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, List, Sequence
+from typing import Any, List, Sequence, Tuple
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -45,23 +52,23 @@ DEFAULT_CACHE_SIZE = 500  # conversations; bounds the memory (a long conversatio
 
 @dataclass(frozen=True)
 class StoredRow:
-    """One row of Rasa's `events` table, as stored."""
+    """One row of Rasa's `events` table, as stored (`id` is None for rows this process inserted)."""
 
-    id: int
+    id: int | None
     type_name: str
     timestamp: float | None
     data: str
 
 
+Stamp = Tuple[int, int | None]  # (count(id), max(id)) of a conversation's rows
+
+
 @dataclass(frozen=True)
 class StoredConversation:
-    """Every stored row of one conversation (all sessions), by id; `stamp` identifies that state."""
+    """Every stored row of one conversation (all sessions), in id order, and the stamp of that state."""
 
     rows: Sequence[StoredRow]
-
-    @property
-    def stamp(self) -> tuple[int, int | None]:
-        return len(self.rows), (self.rows[-1].id if self.rows else None)
+    stamp: Stamp
 
 
 def latest_session(rows: Sequence[StoredRow]) -> List[StoredRow]:
@@ -102,6 +109,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             .order_by(table.c.id)
         )
         self._insert = table.insert()
+        with self.session_scope():  # Rasa's check that a configured PostgreSQL schema exists, once
+            pass
         # Counters for tests and the benchmark: how often the cache answered, how often rows were read.
         self.hits = 0
         self.reloads = 0
@@ -123,17 +132,18 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         )
         self.sessionmaker = sessionmaker(bind=self.engine)
 
-    def _stored(self, session: Any, sender_id: str) -> StoredConversation:
+    def _stored(self, connection: sa.engine.Connection, sender_id: str) -> StoredConversation:
         """The conversation's stored rows: from the cache when the database's stamp matches it."""
-        count, max_id = session.execute(self._stamp_query, {"sender_id": sender_id}).one()
+        count, max_id = connection.execute(self._stamp_query, {"sender_id": sender_id}).one()
         cached = self._cache.get(sender_id)
         if cached is not None and cached.stamp == (count, max_id):
             self.hits += 1
             self._cache.move_to_end(sender_id)
             return cached
         self.reloads += 1
-        rows = session.execute(self._rows_query, {"sender_id": sender_id}).all()
-        stored = StoredConversation(tuple(StoredRow(row.id, row.type_name, row.timestamp, row.data) for row in rows))
+        rows = connection.execute(self._rows_query, {"sender_id": sender_id}).all()
+        stored_rows = tuple(StoredRow(row.id, row.type_name, row.timestamp, row.data) for row in rows)
+        stored = StoredConversation(stored_rows, (len(stored_rows), stored_rows[-1].id if stored_rows else None))
         self._remember(sender_id, stored)
         return stored
 
@@ -149,38 +159,47 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._cache.pop(sender_id, None)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        with self.session_scope() as session:
-            stored = self._stored(session, sender_id)
+        with self.engine.connect() as connection:
+            stored = self._stored(connection, sender_id)
         events = [json.loads(row.data) for row in latest_session(stored.rows)]
         if self.domain and events:
             return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         return None
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        await self.stream_events(tracker)
         sender_id = tracker.sender_id
-        with self.session_scope() as session:
-            stored = self._stored(session, sender_id)
+        with self.engine.begin() as connection:  # committed when the block ends, rolled back if it raises
+            stored = self._stored(connection, sender_id)
             already = len(latest_session(stored.rows))
+            new_events = list(itertools.islice(tracker.events, already, len(tracker.events)))
+            if self.event_broker is not None:  # before writing, as Rasa's save does
+                await self._stream_new_events(self.event_broker, new_events, sender_id)
             added: List[StoredRow] = []
-            for event in itertools.islice(tracker.events, already, len(tracker.events)):
+            values: List[dict[str, Any]] = []
+            count, max_id, expected = 0, None, -1
+            for event in new_events:
                 data = event.as_dict()
                 text = json.dumps(data)
                 timestamp = data.get("timestamp")
-                result = session.execute(
-                    self._insert,
-                    {
-                        "sender_id": sender_id,
-                        "type_name": event.type_name,
-                        "timestamp": timestamp,
-                        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                        "action_name": data.get("name"),
-                        "data": text,
-                    },
-                )
-                added.append(StoredRow(int(result.inserted_primary_key[0]), event.type_name, timestamp, text))
-            session.commit()
+                values.append({
+                    "sender_id": sender_id,
+                    "type_name": event.type_name,
+                    "timestamp": timestamp,
+                    "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                    "action_name": data.get("name"),
+                    "data": text,
+                })
+                added.append(StoredRow(None, event.type_name, timestamp, text))
+            if values:
+                connection.execute(self._insert, values)
+                # The ids of the new rows are not needed, only the conversation's new stamp. When the count
+                # is what this save expects, no other process added rows, so max(id) is this save's last row.
+                count, max_id = connection.execute(self._stamp_query, {"sender_id": sender_id}).one()
+                expected = len(stored.rows) + len(added)
         # Only now, after the commit: a failed commit leaves the cache as the database is.
         if added:
-            self._remember(sender_id, StoredConversation((*stored.rows, *added)))
+            if count == expected:
+                self._remember(sender_id, StoredConversation((*stored.rows, *added), (count, max_id)))
+            else:
+                self.forget(sender_id)
         logger.debug("Tracker with sender_id '%s' stored to database", sender_id)

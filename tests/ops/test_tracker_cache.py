@@ -7,6 +7,7 @@ PostgreSQL; a second store instance on the same database plays the part of a sec
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 import sqlalchemy as sa
+from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
@@ -142,18 +144,17 @@ def test_a_turn_that_failed_before_saving_leaves_nothing_behind(make_store: Stor
     assert events_of(run(store.retrieve("v3"))) == as_rasa_reads_it(make_store, "v3")
 
 
-def test_a_failed_commit_does_not_reach_the_cache(make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_commit_does_not_reach_the_cache(make_store: StoreFactory) -> None:
     store = make_store()
     turn(store, "v4", "saved", at=4000.0)
-    from sqlalchemy.orm import Session
 
-    def refuse(_self: Session) -> None:
+    def refuse(_connection: sa.engine.Connection) -> None:  # runs as the store commits, ORM or Core alike
         raise sa.exc.OperationalError("COMMIT", {}, Exception("database went away"))
 
-    monkeypatch.setattr(Session, "commit", refuse)
+    sa.event.listen(store.engine, "commit", refuse)
     with pytest.raises(sa.exc.OperationalError):
         turn(store, "v4", "lost", at=4001.0)
-    monkeypatch.undo()
+    sa.event.remove(store.engine, "commit", refuse)
     assert user_texts(run(store.retrieve("v4"))) == ["saved"]
     turn(store, "v4", "again", at=4002.0)
     assert events_of(run(store.retrieve("v4"))) == as_rasa_reads_it(make_store, "v4")
@@ -176,6 +177,72 @@ def test_session_restarts_read_back_only_the_new_session(make_store: StoreFactor
     turn(store, "v5", "and more", at=9002.0)  # saving after the restart counts only the new session
     assert events_of(run(store.retrieve("v5"))) == as_rasa_reads_it(make_store, "v5")
     assert user_texts(run(make_store().retrieve("v5"))) == ["new session", "and more"]
+
+
+class RecordingBroker(EventBroker):
+    """Keeps what a store publishes; `during_publish` runs while the save's transaction is open."""
+
+    def __init__(self) -> None:
+        self.published: List[Dict[str, Any]] = []
+        self.during_publish: Callable[[], None] | None = None
+
+    def publish(self, event: Dict[str, Any]) -> None:
+        self.published.append(event)
+        if self.during_publish is not None:
+            self.during_publish()
+
+
+def test_publishes_exactly_the_events_rasas_store_publishes(make_store: StoreFactory) -> None:
+    """Rasa's store reads the whole tracker back before each save to find the new events; ours must publish
+    the same ones from the rows it already read, across the cache, another process and a session restart."""
+    theirs, ours = RecordingBroker(), RecordingBroker()
+    rasa_store, mine = make_store(SQLTrackerStore, event_broker=theirs), make_store(event_broker=ours)
+    second_process = make_store(event_broker=ours)
+    for index in range(3):
+        turn(rasa_store, "b-rasa", f"message {index}", at=8000.0 + index)
+        turn(mine, "b-mine", f"message {index}", at=8000.0 + index)
+    turn(second_process, "b-mine", "from another process", at=8003.0)
+    turn(rasa_store, "b-rasa", "from another process", at=8003.0)
+    turn(mine, "b-mine", "after it", at=8004.0)
+    turn(rasa_store, "b-rasa", "after it", at=8004.0)
+    for store, sender in ((rasa_store, "b-rasa"), (mine, "b-mine")):
+        tracker = run(store.retrieve(sender))
+        assert tracker is not None
+        for event in (ActionExecuted("action_session_start", timestamp=9000.0), SessionStarted(timestamp=9000.1),
+                      UserUttered("new session", {"name": "ask", "confidence": 1.0}, timestamp=9001.0)):
+            tracker.update(event)
+        run(store.save(tracker))
+    # Events Rasa adds itself (the first action_listen) carry the current time; everything else is the same.
+    def comparable(published: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        return [{key: value for key, value in event.items() if key not in ("sender_id", "timestamp")}
+                for event in published]
+
+    assert comparable(ours.published) == comparable(theirs.published)
+    assert {event["sender_id"] for event in ours.published} == {"b-mine"}
+    assert len(theirs.published) == 1 + 5 * 4 + 3  # the first action_listen, 5 turns of 4 events, the restart
+
+
+def test_rows_another_process_adds_during_a_save_make_the_cache_read_again(make_store: StoreFactory) -> None:
+    broker = RecordingBroker()
+    store, other = make_store(event_broker=broker), make_store()
+    turn(store, "v8", "first", at=8100.0)
+    # Normally the lock store keeps a second process out; if it writes anyway, the new stamp does not add up.
+    sneaked = UserUttered("sneaked in", {"name": "greet", "confidence": 1.0}, timestamp=8101.0)
+
+    def write_from_the_other_process() -> None:
+        broker.during_publish = None
+        with other.engine.begin() as connection:
+            connection.execute(other.SQLEvent.__table__.insert(), {
+                "sender_id": "v8", "type_name": "user", "timestamp": 8101.0, "intent_name": "greet",
+                "action_name": None, "data": json.dumps(sneaked.as_dict()),
+            })
+
+    broker.during_publish = write_from_the_other_process
+    turn(store, "v8", "second", at=8102.0)
+    reloads_before = store.reloads
+    assert events_of(run(store.retrieve("v8"))) == as_rasa_reads_it(make_store, "v8")
+    assert store.reloads == reloads_before + 1
+    assert "sneaked in" in user_texts(run(store.retrieve("v8")))
 
 
 def test_the_cache_keeps_at_most_the_configured_number_of_conversations(make_store: StoreFactory) -> None:
