@@ -76,6 +76,10 @@ takes Rasa's path (tests/ops/test_rasa_main.py compares both copies attribute by
 14. A custom action or form that fails or times out answers the visitor with utter_action_failed instead
 of nothing, keeping the form's earlier answers (bot/ops/action_failures.py).
 
+15. "Is the domain empty?" compares with the empty domain's dictionary built once. Rasa asks before
+checking every parsed message for unknown intents and entities, and answered by building a whole new empty
+Domain each time (~6% of an NLU parse). An empty domain is always the same dictionary.
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -212,6 +216,19 @@ def cache_event_type_lookup() -> None:
 
     lookup = functools.lru_cache(maxsize=256)(Event.resolve_by_type)
     Event.resolve_by_type = staticmethod(lookup)
+
+
+def compare_with_the_empty_domain_once() -> None:
+    from rasa.shared.core.domain import Domain
+
+    empty: List[Dict[str, Any]] = []  # filled on first use: Domain.empty() needs Rasa fully imported
+
+    def is_empty(self: Domain) -> bool:
+        if not empty:
+            empty.append(Domain.empty().as_dict())
+        return bool(self.as_dict() == empty[0])
+
+    Domain.is_empty = is_empty
 
 
 def keep_intent_coefficients_column_major() -> None:
@@ -441,6 +458,7 @@ def speed_ups() -> None:
     tune_sqlite_connections()
     compile_action_result_schema()
     cache_event_type_lookup()
+    compare_with_the_empty_domain_once()
     keep_intent_coefficients_column_major()
     build_intent_rows_in_one_stack()
     run_graphs_without_dask()

@@ -297,3 +297,16 @@ def test_a_tracker_copy_equals_rasas_replayed_copy() -> None:
         assert tracker_contents(tracker) == before
         trackers += 1
     assert trackers > 50
+
+
+def test_the_empty_domain_check_answers_as_rasas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.shared.core.domain import Domain
+
+    from bot.ops.rasa_main import compare_with_the_empty_domain_once
+
+    ours_domain = Domain.load(Path(__file__).resolve().parents[2] / "domain.yml")
+    domains = [Domain.empty(), Domain.from_dict({}), ours_domain, Domain.from_yaml("version: '3.1'\nintents: [greet]")]
+    rasas = [domain.is_empty() for domain in domains]
+    monkeypatch.setattr(Domain, "is_empty", Domain.is_empty)  # undone after the test
+    compare_with_the_empty_domain_once()
+    assert [domain.is_empty() for domain in domains] == rasas == [True, True, False, False]
