@@ -10,10 +10,12 @@ Trained from the team's labelled examples (data/safety/examples) plus the NLU tr
 from __future__ import annotations
 
 import itertools
+import math
 import pickle
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 from scipy import sparse
@@ -146,9 +148,13 @@ class FastFeatures:
         # sklearn's `idf_` is a property that sums a sparse diagonal matrix on every read (~0.5 ms per
         # message); the fitted vector never changes, so it is read once per vectorizer.
         self._idf: Dict[int, np.ndarray] = {}
+        self._single: bool | None = None
+        self._functions: Dict[Tuple[int, str], Any] = {}
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         texts = list(texts)
+        if len(texts) == 1 and self._one_row_path():
+            return self._transform_one(texts[0])
         blocks = []
         for _name, vectorizer, weight in self.union._iter():
             if weight is None and _char_wb(vectorizer):
@@ -160,8 +166,56 @@ class FastFeatures:
                 blocks.append(block * weight if weight is not None else block)
         return _hstack_rows(blocks)
 
+    def _one_row_path(self) -> bool:
+        """Whether every block is a TF-IDF vectorizer `_tfidf_row` reproduces (sublinear tf, idf, l2)."""
+        if self._single is None:
+            self._single = all(
+                weight is None and _plain_tfidf(vectorizer) and _sublinear_l2(vectorizer)
+                for _name, vectorizer, weight in self.union._iter()
+            )
+        return self._single
+
+    def _transform_one(self, text: str) -> sparse.csr_matrix:
+        """`transform([text])` in plain Python: the Rasa component assesses one message at a time, and the
+        batch path's dozen numpy and scipy calls cost ~0.4 ms whatever the batch size. The entries, their
+        order and the arithmetic are the batch path's (tests/safety/test_fast_paths.py compares them)."""
+        indices: List[int] = []
+        data: List[float] = []
+        first_column = 0
+        for _name, vectorizer, _weight in self.union._iter():
+            if _char_wb(vectorizer):
+                columns = self._char_wb_columns(vectorizer, [text])[0]
+            else:
+                columns = self._analyzer_columns(vectorizer, [text])[0]
+            block_indices, block_data = self._tfidf_row(vectorizer, columns)
+            indices.extend(column + first_column for column in block_indices)
+            data.extend(block_data)
+            first_column += len(vectorizer.vocabulary_)
+        return sparse.csr_matrix(
+            (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), np.array([0, len(data)])),
+            shape=(1, first_column),
+        )
+
+    def _tfidf_row(self, vectorizer: TfidfVectorizer, columns: List[int]) -> Tuple[List[int], List[float]]:
+        """One row of `_counts_to_tfidf`: columns in descending order, 1 + log(tf), times idf, unit length."""
+        counts = Counter(columns)
+        ordered = sorted(counts, reverse=True)
+        idf = self._idf.get(id(vectorizer))
+        if idf is None:
+            idf = self._idf[id(vectorizer)] = vectorizer._tfidf.idf_
+        # The logarithm through numpy, as in the batch path; the rest is the same IEEE arithmetic.
+        logs = np.log(np.array([counts[column] for column in ordered], dtype=np.float64)) + 1
+        values = [float(value) * float(idf[column]) for value, column in zip(logs, ordered, strict=True)]
+        square_sum = 0.0
+        for value in values:  # sklearn's row normalisation adds the squares in stored order
+            square_sum += value * value
+        if square_sum == 0.0:
+            return ordered, values
+        norm = math.sqrt(square_sum)
+        return ordered, [value / norm for value in values]
+
     def _char_wb_columns(self, vectorizer: TfidfVectorizer, texts: List[str]) -> List[List[int]]:
-        preprocess = vectorizer.build_preprocessor()
+        preprocess = self._built(vectorizer, "preprocessor", vectorizer.build_preprocessor)
         vocabulary = vectorizer.vocabulary_
         cache = self._word_columns
         if len(cache) > self.MAX_CACHED_WORDS:
@@ -179,10 +233,17 @@ class FastFeatures:
             rows.append(columns)
         return rows
 
-    @staticmethod
-    def _analyzer_columns(vectorizer: TfidfVectorizer, texts: List[str]) -> List[List[int]]:
+    def _built(self, vectorizer: TfidfVectorizer, kind: str, build: Any) -> Any:
+        """The vectorizer's preprocessor or analyzer, built once (sklearn builds a new one per call)."""
+        key = (id(vectorizer), kind)
+        found = self._functions.get(key)
+        if found is None:
+            found = self._functions[key] = build()
+        return found
+
+    def _analyzer_columns(self, vectorizer: TfidfVectorizer, texts: List[str]) -> List[List[int]]:
         """Vocabulary columns of the vectorizer's own analyzer output (what its `transform` counts)."""
-        analyze = vectorizer.build_analyzer()
+        analyze = self._built(vectorizer, "analyzer", vectorizer.build_analyzer)
         get = vectorizer.vocabulary_.get
         rows = []
         for text in texts:
@@ -247,6 +308,11 @@ def _plain_tfidf(vectorizer: Any) -> bool:
         and not vectorizer.binary
         and vectorizer.input == "content"
     )
+
+
+def _sublinear_l2(vectorizer: Any) -> bool:
+    tfidf = getattr(vectorizer, "_tfidf", None)
+    return bool(tfidf is not None and tfidf.use_idf and tfidf.sublinear_tf and tfidf.norm == "l2")
 
 
 def _char_wb(vectorizer: Any) -> bool:

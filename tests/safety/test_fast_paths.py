@@ -92,3 +92,11 @@ def test_classifier_features_equal_the_feature_union(texts: list[str]) -> None:
         assert np.array_equal(got.data, expected.data), attempt
     probabilities = classifier.binary.predict_proba(expected)[:, list(classifier.binary.classes_).index(True)]
     assert np.array_equal(classifier.risk_probabilities(normalized), probabilities)
+    # One text at a time (how the Rasa component calls it) takes the plain-Python row: the same row, bit for bit.
+    for index, text in enumerate(normalized):
+        row = fast.transform([text])
+        assert row.shape == (1, expected.shape[1]), text
+        wanted = expected[index]
+        assert np.array_equal(row.indices, wanted.indices), text
+        assert np.array_equal(row.data, wanted.data), text
+        assert classifier.risk_probabilities([text])[0] == probabilities[index], text
