@@ -80,6 +80,12 @@ of nothing, keeping the form's earlier answers (bot/ops/action_failures.py).
 checking every parsed message for unknown intents and entities, and answered by building a whole new empty
 Domain each time (~6% of an NLU parse). An empty domain is always the same dictionary.
 
+16. The count-vector featurizers compute only the sentence features of a message. Rasa also counts each
+token on its own (a second scikit-learn transform per featurizer and message) to build sequence features,
+which only DIET, CRF and response selectors read; this pipeline's logistic regression reads sentence
+features only, so they were computed and dropped. The sentence features are Rasa's own computation
+(tests/ops/test_rasa_main.py checks them, and that config.yml has no component that reads sequence features).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -229,6 +235,25 @@ def compare_with_the_empty_domain_once() -> None:
         return bool(self.as_dict() == empty[0])
 
     Domain.is_empty = is_empty
+
+
+def count_sentence_features_only() -> None:
+    from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+
+    rasa_create = CountVectorsFeaturizer._create_features
+
+    def create_features(
+        self: CountVectorsFeaturizer, attribute: str, all_tokens: List[List[str]]
+    ) -> Tuple[List[Any], List[Any]]:
+        one_message = len(all_tokens) == 1 and bool(all_tokens[0])
+        if not self.vectorizers.get(attribute) or not one_message or attribute not in DENSE_FEATURIZABLE_ATTRIBUTES:
+            return rasa_create(self, attribute, all_tokens)
+        sentence = self.vectorizers[attribute].transform([" ".join(all_tokens[0])])  # as Rasa computes it
+        sentence.sort_indices()
+        return [None], [sentence.tocoo()]
+
+    CountVectorsFeaturizer._create_features = create_features
 
 
 def keep_intent_coefficients_column_major() -> None:
@@ -459,6 +484,7 @@ def speed_ups() -> None:
     compile_action_result_schema()
     cache_event_type_lookup()
     compare_with_the_empty_domain_once()
+    count_sentence_features_only()
     keep_intent_coefficients_column_major()
     build_intent_rows_in_one_stack()
     run_graphs_without_dask()

@@ -310,3 +310,55 @@ def test_the_empty_domain_check_answers_as_rasas(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(Domain, "is_empty", Domain.is_empty)  # undone after the test
     compare_with_the_empty_domain_once()
     assert [domain.is_empty() for domain in domains] == rasas == [True, True, False, False]
+
+
+# Components of config.yml's pipeline that never read sequence features (tokens, count vectors, the
+# logistic regression reads sentence features, the fallback reads the ranking, the safety component the
+# text). DIET, CRF or a response selector would need them: count_sentence_features_only must go then.
+NO_SEQUENCE_READERS = {
+    "WhitespaceTokenizer", "CountVectorsFeaturizer", "LogisticRegressionClassifier", "FallbackClassifier",
+    "bot.safety.component.SafetyClassifier",
+}
+
+
+def test_the_pipeline_reads_no_sequence_features() -> None:
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yml").read_text(encoding="utf-8"))
+    assert {component["name"] for component in config["pipeline"]} <= NO_SEQUENCE_READERS
+
+
+def test_count_vectors_give_rasas_sentence_features(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+    from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+
+    from bot.ops.rasa_main import count_sentence_features_only
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    texts = ["hello there", "I would like to book an intake call", "do you take Aetna?", "hi hi hi", "???"]
+    training = TrainingData([Message(data={TEXT: text, INTENT: "greet"}) for text in texts])
+    tokenizer.process_training_data(training)
+    featurizers = []
+    for index, extra in enumerate(({}, {"analyzer": "char_wb", "min_ngram": 2, "max_ngram": 4})):
+        config = {**CountVectorsFeaturizer.get_default_config(), **extra}
+        featurizer = CountVectorsFeaturizer.create(config, storage, Resource(f"cv{index}"), context)
+        featurizer.train(training)
+        featurizers.append(featurizer)
+    unseen = ["hello, can I book a call", "Aetna or Cigna", "zzz unknown words", "call"]
+
+    def sentence_and_sequence(text: str) -> List[Any]:
+        message = Message(data={TEXT: text})
+        tokenizer.process([message])
+        for featurizer in featurizers:
+            featurizer.process([message])
+        sequence, sentence = message.get_sparse_features(TEXT)
+        return [sentence.features.toarray().tolist() if sentence else None, sequence is not None]
+
+    rasas = [sentence_and_sequence(text) for text in unseen]
+    monkeypatch.setattr(CountVectorsFeaturizer, "_create_features", CountVectorsFeaturizer._create_features)
+    count_sentence_features_only()
+    ours = [sentence_and_sequence(text) for text in unseen]
+    assert [sentence for sentence, _ in ours] == [sentence for sentence, _ in rasas]
+    assert all(has_sequence for _, has_sequence in rasas) and not any(has_sequence for _, has_sequence in ours)
