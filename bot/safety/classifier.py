@@ -23,6 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from bot.safety.levels import LEVELS
 
@@ -79,6 +80,13 @@ class RiskClassifier:
             raise ValueError(f"unknown levels in training data: {unknown}")
         if "none" not in levels or len(set(levels)) < 2:
             raise ValueError("the risk classifier needs examples of `none` and of at least one risk level")
+        # One BLAS thread: with two, the solver's sums run in another order and the model comes out a
+        # little different (one or two held-out messages move), so figures would depend on the machine.
+        with threadpool_limits(limits=1):
+            return cls._train(texts, levels, threshold)
+
+    @classmethod
+    def _train(cls, texts: Sequence[str], levels: Sequence[str], threshold: float) -> RiskClassifier:
         features = build_features()
         matrix = features.fit_transform(list(texts))
         labels = np.array(levels)
