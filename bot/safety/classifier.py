@@ -208,9 +208,7 @@ class FastFeatures:
         """One row of `_counts_to_tfidf`: columns in descending order, 1 + log(tf), times idf, unit length."""
         counts = Counter(columns)
         ordered = sorted(counts, reverse=True)
-        idf = self._idf.get(id(vectorizer))
-        if idf is None:
-            idf = self._idf[id(vectorizer)] = vectorizer._tfidf.idf_
+        idf = self._idf_of(vectorizer)
         # The logarithm through numpy, as in the batch path; the rest is the same IEEE arithmetic.
         logs = np.log(np.array([counts[column] for column in ordered], dtype=np.float64)) + 1
         values = [float(value) * float(idf[column]) for value, column in zip(logs, ordered, strict=True)]
@@ -221,6 +219,12 @@ class FastFeatures:
             return ordered, values
         norm = math.sqrt(square_sum)
         return ordered, [value / norm for value in values]
+
+    def _idf_of(self, vectorizer: TfidfVectorizer) -> np.ndarray:
+        idf = self._idf.get(id(vectorizer))
+        if idf is None:
+            idf = self._idf[id(vectorizer)] = vectorizer._tfidf.idf_
+        return idf
 
     def _char_wb_columns(self, vectorizer: TfidfVectorizer, texts: List[str]) -> List[List[int]]:
         preprocess = self._built(vectorizer, "preprocessor", vectorizer.build_preprocessor)
@@ -280,9 +284,7 @@ class FastFeatures:
         indptr = np.concatenate(([0], np.cumsum(np.bincount(keys // width, minlength=len(rows)))))
         indices = (width - 1 - keys % width).astype(np.int32)
         data = np.log(counts.astype(np.float64)) + 1
-        idf = self._idf.get(id(vectorizer))
-        if idf is None:
-            idf = self._idf[id(vectorizer)] = tfidf.idf_
+        idf = self._idf_of(vectorizer)
         data *= idf[indices]
         matrix = sparse.csr_matrix((data, indices, indptr.astype(np.int32)), shape=(len(rows), width))
         return normalize(matrix, norm="l2", copy=False)
