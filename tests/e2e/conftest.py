@@ -18,6 +18,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from bot.ops.tracker_cache import SNAPSHOT_DIFFERS
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "assistant.tar.gz"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,6 +74,8 @@ def assistant_env(tmp_dir: Path, rasa_port: int, actions_port: int, web_port: in
         WEB_PORT=str(web_port),
         BOT_VAR_DIR=str(tmp_dir),
         PYTHONPATH=str(ROOT),
+        # Every tracker the store copies from its snapshot is checked against Rasa's build from the rows.
+        TRACKER_CACHE_VERIFY="1",
     )
     env.pop("RASA_AUTH_TOKEN", None)
     return env
@@ -113,6 +117,14 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAssis
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+    assert_snapshots_matched(var_dir)
+
+
+def assert_snapshots_matched(var_dir: Path) -> None:
+    """The tracker store logged no snapshot that differed from the stored rows (TRACKER_CACHE_VERIFY)."""
+    log = var_dir / "logs" / "rasa.log"
+    assert log.exists(), f"no Rasa log at {log}"
+    assert SNAPSHOT_DIFFERS not in log.read_text(encoding="utf-8", errors="replace")
 
 
 def tracker_events(rasa_url: str, token: str, conversation_id: str) -> List[Dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import MODEL, assistant_env, free_port, start_and_wait
+from tests.e2e.conftest import MODEL, assert_snapshots_matched, assistant_env, free_port, start_and_wait
 from tests.webhook import RecordingWebhook
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +34,7 @@ def booking_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)
     webhook.close()
+    assert_snapshots_matched(Path(var_dir))
 
 
 def say(assistant: Dict, sender: str, message: str) -> List[Dict]:

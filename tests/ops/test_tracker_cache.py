@@ -19,16 +19,19 @@ import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.ops.tracker_cache import (
     CACHE_SIZE_ENV,
     DEFAULT_CACHE_SIZE,
+    SNAPSHOT_DIFFERS,
+    VERIFY_ENV,
     CachedSQLTrackerStore,
     StoredRow,
     cache_size_from_env,
     latest_session,
+    tracker_fingerprint,
 )
 from tests.db_urls import postgres_database
 
@@ -84,8 +87,8 @@ def run(coroutine: Any) -> Any:
 
 
 def turn(store: SQLTrackerStore, sender: str, text: str, at: float) -> DialogueStateTracker:
-    """One visitor turn: read the tracker, add a message and the reply, save."""
-    tracker = run(store.get_or_create_tracker(sender))
+    """One visitor turn: read the tracker (as Rasa's processor asks for it), add a message and the reply, save."""
+    tracker = run(store.get_or_create_tracker(sender, append_action_listen=False))
     for event in (UserUttered(text, {"name": "greet", "confidence": 1.0}, timestamp=at),
                   ActionExecuted("utter_greet", timestamp=at + 0.1), BotUttered(text=f"re: {text}", timestamp=at + 0.2),
                   ActionExecuted("action_listen", timestamp=at + 0.3)):
@@ -212,14 +215,13 @@ def test_publishes_exactly_the_events_rasas_store_publishes(make_store: StoreFac
                       UserUttered("new session", {"name": "ask", "confidence": 1.0}, timestamp=9001.0)):
             tracker.update(event)
         run(store.save(tracker))
-    # Events Rasa adds itself (the first action_listen) carry the current time; everything else is the same.
     def comparable(published: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         return [{key: value for key, value in event.items() if key not in ("sender_id", "timestamp")}
                 for event in published]
 
     assert comparable(ours.published) == comparable(theirs.published)
     assert {event["sender_id"] for event in ours.published} == {"b-mine"}
-    assert len(theirs.published) == 1 + 5 * 4 + 3  # the first action_listen, 5 turns of 4 events, the restart
+    assert len(theirs.published) == 5 * 4 + 3  # 5 turns of 4 events, the restart
 
 
 def test_rows_another_process_adds_during_a_save_make_the_cache_read_again(make_store: StoreFactory) -> None:
@@ -305,3 +307,138 @@ def test_without_a_cache_every_read_comes_from_the_database(make_store: StoreFac
     turn(store, "v8", "two", at=8001.0)
     assert isinstance(store, CachedSQLTrackerStore) and store.hits == 0 and not store._cache
     assert events_of(run(store.retrieve("v8"))) == as_rasa_reads_it(make_store, "v8")
+
+
+# --- Snapshots: the tracker kept after a save, copied on each read instead of built from the rows ---
+
+FORM_DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet, ask, book]
+slots:
+  topic:
+    type: text
+    mappings: [{type: custom}]
+  count:
+    type: float
+    mappings: [{type: custom}]
+  tags:
+    type: list
+    mappings: [{type: custom}]
+  requested_slot:
+    type: text
+    influence_conversation: false
+    mappings: [{type: custom}]
+forms:
+  booking_form:
+    required_slots: [topic]
+responses:
+  utter_greet: [{text: "hi"}]
+"""
+)
+
+
+def rasas_build(database_url: str, sender: str, domain: Domain) -> DialogueStateTracker | None:
+    store = SQLTrackerStore(domain=domain, **store_kwargs_for(database_url))
+    try:
+        return run(store.retrieve(sender))
+    finally:
+        store.engine.dispose()
+
+
+def varied_turn(store: SQLTrackerStore, sender: str, index: int) -> None:
+    """A turn with slots of several types (lists, floats, tuples that JSON turns into lists) and a form."""
+    at = 20_000.0 + 10 * index
+    tracker = run(store.get_or_create_tracker(sender, append_action_listen=False))
+    parse = {"name": "book", "confidence": 0.9, "tokens": [(0, 4), (5, 9)]}
+    events = [UserUttered(f"turn {index}", parse, timestamp=at), SlotSet("count", float(index), timestamp=at + 0.1)]
+    if index == 1:
+        events += [ActiveLoop("booking_form", timestamp=at + 0.2),
+                   SlotSet("requested_slot", "topic", timestamp=at + 0.3)]
+    if index == 3:
+        events += [SlotSet("topic", "dbt", timestamp=at + 0.2), ActiveLoop(None, timestamp=at + 0.3),
+                   SlotSet("tags", ["a", ("b", 2)], timestamp=at + 0.4)]
+    events += [ActionExecuted("utter_greet", timestamp=at + 0.5), BotUttered(f"re {index}", timestamp=at + 0.6),
+               ActionExecuted("action_listen", timestamp=at + 0.7)]
+    for event in events:
+        tracker.update(event)
+    run(store.save(tracker))
+
+
+def test_reads_copy_the_snapshot_and_equal_rasas_build_in_every_part(database_url: str) -> None:
+    store = CachedSQLTrackerStore(domain=FORM_DOMAIN, **store_kwargs_for(database_url))
+    try:
+        for index in range(5):
+            varied_turn(store, "snap-1", index)
+            mine = run(store.retrieve("snap-1"))
+            theirs = rasas_build(database_url, "snap-1", FORM_DOMAIN)
+            assert mine is not None and theirs is not None
+            assert tracker_fingerprint(mine, FORM_DOMAIN) == tracker_fingerprint(theirs, FORM_DOMAIN)
+        # The conversation's first save already leaves a snapshot: no read ever built from the rows.
+        assert store.builds == 0
+        assert mine.active_loop_name is None and mine.get_slot("tags") == ["a", ["b", 2]]
+    finally:
+        store.engine.dispose()
+
+
+def test_changing_a_read_tracker_does_not_change_the_next_read(make_store: StoreFactory) -> None:
+    store = make_store()
+    turn(store, "snap-2", "one", at=21_000.0)
+    first = run(store.retrieve("snap-2"))
+    assert first is not None
+    first.update(SlotSet("topic", "changed in memory", timestamp=21_001.0))
+    first.slots["topic"].value = "changed directly"
+    second = run(store.retrieve("snap-2"))
+    assert second is not None and second.get_slot("topic") is None
+    assert events_of(second) == as_rasa_reads_it(make_store, "snap-2")
+
+
+def test_a_tracker_that_does_not_continue_the_snapshot_gets_none(make_store: StoreFactory) -> None:
+    """Events replaced through Rasa's HTTP API: Rasa's rule stores only those beyond the stored count, so
+    the tracker in memory is not what the database holds, and the next read must build from the rows."""
+    store = make_store()
+    assert isinstance(store, CachedSQLTrackerStore)
+    turn(store, "snap-3", "stored first", at=22_000.0)
+    replaced = DialogueStateTracker.from_events("snap-3", [
+        UserUttered(f"replacement {index}", {"name": "ask", "confidence": 1.0}, timestamp=22_001.0 + index)
+        for index in range(6)
+    ], DOMAIN.slots)
+    run(store.save(replaced))
+    builds_before = store.builds
+    mine = run(store.retrieve("snap-3"))
+    assert store.builds == builds_before + 1
+    assert events_of(mine) == as_rasa_reads_it(make_store, "snap-3")
+
+
+def test_a_session_start_in_a_save_leaves_the_new_session_as_the_snapshot(make_store: StoreFactory) -> None:
+    store = make_store()
+    assert isinstance(store, CachedSQLTrackerStore)
+    turn(store, "snap-4", "old session", at=23_000.0)
+    tracker = run(store.retrieve("snap-4"))
+    assert tracker is not None
+    for event in (ActionExecuted("action_session_start", timestamp=29_000.0), SessionStarted(timestamp=29_000.1),
+                  ActionExecuted("action_listen", timestamp=29_000.3),
+                  UserUttered("new session", {"name": "ask", "confidence": 1.0}, timestamp=29_001.0)):
+        tracker.update(event)
+    builds_before = store.builds
+    run(store.save(tracker))
+    mine = run(store.retrieve("snap-4"))
+    assert store.builds == builds_before and user_texts(mine) == ["new session"]
+    assert events_of(mine) == as_rasa_reads_it(make_store, "snap-4")
+
+
+def test_verification_logs_a_differing_snapshot_and_answers_with_rasas_build(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(VERIFY_ENV, "1")
+    store = make_store()
+    assert isinstance(store, CachedSQLTrackerStore) and store.verify_snapshots
+    turn(store, "snap-5", "one", at=24_000.0)
+    turn(store, "snap-5", "two", at=24_001.0)
+    assert store.verified == 1  # the second turn's read
+    snapshot = store._cache["snap-5"].tracker
+    assert snapshot is not None
+    snapshot.update(SlotSet("topic", "not in the database", timestamp=24_002.0))  # a broken snapshot
+    mine = run(store.retrieve("snap-5"))
+    assert SNAPSHOT_DIFFERS in caplog.text
+    assert events_of(mine) == as_rasa_reads_it(make_store, "snap-5")
