@@ -104,9 +104,15 @@ def restore_rasa() -> Iterator[None]:
         setattr(cls, name, value)
 
 
+def stored(matrix: Any) -> Dict[str, Any]:
+    """A matrix's attributes, arrays by dtype and shape (their contents are compared separately)."""
+    return {key: (value.dtype, value.shape) if isinstance(value, np.ndarray) else value
+            for key, value in sorted(vars(matrix).items())}
+
+
 def coo_parts(matrix: Any) -> Tuple[Any, ...]:
     return (type(matrix), matrix.shape, matrix.dtype, matrix.row.dtype, matrix.col.dtype,
-            matrix.has_canonical_format)
+            matrix.has_canonical_format, stored(matrix))
 
 
 def assert_same_coo(ours: Any, theirs: Any) -> None:
@@ -156,8 +162,7 @@ def test_unverified_vectorizer_configurations_take_sklearns_path(pipeline: Pipel
 
 
 def csr_parts(matrix: Any) -> Tuple[Any, ...]:
-    matrix = matrix.tocsr()
-    return (matrix.shape, matrix.dtype, matrix.indices.dtype, matrix.indptr.dtype)
+    return (type(matrix), matrix.shape, matrix.dtype, matrix.indices.dtype, matrix.indptr.dtype, stored(matrix))
 
 
 def featurized_messages(pipeline: Pipeline, texts: List[str]) -> List[Message]:
