@@ -86,6 +86,12 @@ which only DIET, CRF and response selectors read; this pipeline's logistic regre
 features only, so they were computed and dropped. The sentence features are Rasa's own computation
 (tests/ops/test_rasa_main.py checks them, and that config.yml has no component that reads sequence features).
 
+17. One message's NLU parse skips library overhead around a few dozen numbers (bot/ops/nlu_speedups.py):
+the count vectorizers count the text directly with sklearn's own analyzer and vocabulary, the intent
+classifier's row is built as one CSR row, its probabilities are sklearn's arithmetic without the per-call
+input checks, and only the kept intents of the ranking become dicts. Each result is bit for bit Rasa's
+(tests/ops/test_nlu_speedups.py).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -97,6 +103,11 @@ import sqlite3
 from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
 
 from bot.ops.action_failures import reply_when_actions_fail
+from bot.ops.nlu_speedups import (
+    build_intent_rows_directly,
+    count_one_text_directly,
+    rank_intents_without_sklearn_checks,
+)
 from bot.ops.state_cache import incremental_policy_states, remembered_applied_events
 
 ACTION_TIMEOUT_ENV = "ACTION_TIMEOUT_SECONDS"
@@ -253,6 +264,7 @@ def count_sentence_features_only() -> None:
         sentence.sort_indices()
         return [None], [sentence.tocoo()]
 
+    create_features.sentence_only = True  # type: ignore[attr-defined]
     CountVectorsFeaturizer._create_features = create_features
 
 
@@ -485,8 +497,11 @@ def speed_ups() -> None:
     cache_event_type_lookup()
     compare_with_the_empty_domain_once()
     count_sentence_features_only()
+    count_one_text_directly()  # needs count_sentence_features_only before it
     keep_intent_coefficients_column_major()
     build_intent_rows_in_one_stack()
+    build_intent_rows_directly()  # falls back to build_intent_rows_in_one_stack's rows
+    rank_intents_without_sklearn_checks()
     run_graphs_without_dask()
     index_rule_lookups()
     incremental_policy_states()
