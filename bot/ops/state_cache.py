@@ -20,6 +20,12 @@ Callers may change the states they are given (Rasa's featurizers delete keys), s
 dicts, sharing sub-dicts between states exactly where Rasa's own result shares them.
 The states are compared with Rasa's on every prefix of every story and rule (tests/ops/test_state_cache.py).
 
+Progress also carries over from one message to the next (without it, each message's new tracker started
+from the first event again, for each flag combination: ~2.4 full computations per message). When the
+tracker store keeps a snapshot of a saved tracker (bot/ops/tracker_cache.py), `carry_progress` moves the
+saved tracker's progress onto the snapshot's events, and a later tracker of that conversation whose events
+begin with the very same event objects (a copy of the snapshot) starts from a copy of that progress.
+
 `DialogueStateTracker.applied_events` (the events left after rewinds, walked from the first event) is
 also kept per tracker while its events are unchanged: it is asked for by each flag combination above and
 by RulePolicy, several times per predicted action. Each call still gets a list of its own.
@@ -27,7 +33,9 @@ by RulePolicy, several times per predicted action. Each call still gets a list o
 
 from __future__ import annotations
 
+import itertools
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -80,6 +88,75 @@ def _progress_of(tracker: DialogueStateTracker) -> Dict[Tuple[bool, bool], _Prog
     progress: Dict[Tuple[bool, bool], _Progress] = {}
     _PROGRESS[key] = (reference, progress)
     return progress
+
+
+# Per conversation: the events of its latest stored snapshot and the progress carried onto them, per flags.
+# Only ever copied from, never extended. Bounded like the tracker store's cache.
+CARRIED_CONVERSATIONS = 500
+_CARRIED: OrderedDict[str, Tuple[Tuple[Event, ...], Dict[Tuple[bool, bool], _Progress]]] = OrderedDict()
+
+
+def _cloned(progress: _Progress, events: Any) -> _Progress:
+    """A copy of `progress` for a tracker whose first `consumed` events are the progress's own."""
+    consumed = progress.consumed
+    return _Progress(
+        domain=progress.domain,
+        rule_only_data=progress.rule_only_data,
+        events=events,
+        consumed=consumed,
+        first_event=events[0] if consumed else None,
+        last_event=events[consumed - 1] if consumed else None,
+        loop_names=set(progress.loop_names),
+        applied=list(progress.applied),
+        replay=progress.replay.copy(),
+        states=list(progress.states),  # finished states are never changed, only read
+        last_ml_action=progress.last_ml_action,
+        turn_was_hidden=progress.turn_was_hidden,
+    )
+
+
+def carry_progress(saved: DialogueStateTracker, snapshot: DialogueStateTracker) -> None:
+    """Move `saved`'s progress onto `snapshot`, whose events are, position by position, the same events
+    (the stored rows parsed back: equal content, other objects)."""
+    _CARRIED.pop(saved.sender_id, None)
+    entry = _PROGRESS.get(id(saved))
+    if entry is None or id(entry[0]()) != id(saved) or len(saved.events) != len(snapshot.events):
+        return
+    counterpart = {id(mine): theirs for mine, theirs in zip(saved.events, snapshot.events, strict=True)}
+    carried: Dict[Tuple[bool, bool], _Progress] = {}
+    for flags, progress in entry[1].items():
+        if not _still_valid(progress, saved, progress.domain, progress.rule_only_data):
+            continue
+        if any(id(event) not in counterpart for event in progress.applied):
+            continue
+        moved = _cloned(progress, snapshot.events)
+        moved.applied = [counterpart[id(event)] for event in progress.applied]
+        carried[flags] = moved
+    if carried:
+        _CARRIED[saved.sender_id] = (tuple(snapshot.events), carried)
+        while len(_CARRIED) > CARRIED_CONVERSATIONS:
+            _CARRIED.popitem(last=False)
+
+
+def _inherited(
+    tracker: DialogueStateTracker, domain: Domain, rule_only_data: Any, flags: Tuple[bool, bool]
+) -> _Progress | None:
+    """A copy of the progress carried for this conversation, when the tracker's events begin with its events."""
+    entry = _CARRIED.get(tracker.sender_id)
+    if entry is None:
+        return None
+    snapshot_events, carried = entry
+    progress = carried.get(flags)
+    if progress is None or progress.domain is not domain or progress.rule_only_data != rule_only_data:
+        return None
+    events = tracker.events
+    if len(events) < progress.consumed:
+        return None
+    count = progress.consumed
+    if not all(mine is theirs for mine, theirs in zip(itertools.islice(events, count), snapshot_events[:count],
+                                                      strict=True)):
+        return None
+    return _cloned(progress, events)
 
 
 def _still_valid(progress: _Progress, tracker: DialogueStateTracker, domain: Domain, rule_only_data: Any) -> bool:
@@ -136,6 +213,7 @@ class IncrementalStates:
         # For tests and profiling: calls answered by extending, and full computations.
         self.extended = 0
         self.full = 0
+        self.inherited = 0  # of the extended: those that began from a carried progress
 
     def __call__(
         self,
@@ -150,6 +228,11 @@ class IncrementalStates:
         flags = (omit_unset_slots, ignore_rule_only_turns)
         known = _progress_of(tracker)
         progress = known.get(flags)
+        if progress is None:
+            progress = _inherited(tracker, domain, rule_only_data, flags)
+            if progress is not None:
+                self.inherited += 1
+                known[flags] = progress
         events = tracker.events
         if progress is not None and _still_valid(progress, tracker, domain, rule_only_data):
             new_events = [events[index] for index in range(progress.consumed, len(events))]

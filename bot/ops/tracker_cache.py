@@ -49,6 +49,8 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
+from bot.ops.state_cache import carry_progress
+
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE_ENV = "TRACKER_CACHE_CONVERSATIONS"
@@ -121,7 +123,10 @@ def snapshot_after_save(
         return None
     new_ids = {id(row) for row in added}
     if all(id(row) in new_ids for row in latest_rows):  # the latest session began in this save
-        return _built_from(tracker.sender_id, latest_rows, slots)
+        built = _built_from(tracker.sender_id, latest_rows, slots)
+        if built is not None and len(built.events) == len(tracker.events):  # every event is in the snapshot
+            carry_progress(tracker, built)
+        return built
     events = tracker.events
     kept = len(events) - len(added)
     if len(latest_rows) != len(events):
@@ -138,6 +143,7 @@ def snapshot_after_save(
     snapshot = previous.copy()
     for event in new_events:
         snapshot.update(event)
+    carry_progress(tracker, snapshot)  # the policies' states need not start from the first event again
     return snapshot
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Iterator, List
 
@@ -23,7 +24,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
 
-from bot.ops.state_cache import IncrementalStates, remembered_applied_events
+from bot.ops.state_cache import IncrementalStates, carry_progress, remembered_applied_events
 
 ROOT = Path(__file__).resolve().parents[2]
 STORY_FILES = sorted(
@@ -176,3 +177,64 @@ def test_applied_events_are_computed_once_while_the_events_are_unchanged(domain:
     tracker.update(ActionExecuted("utter_goodbye"), domain)
     assert tracker.applied_events()[-1].action_name == "utter_goodbye"  # a new event: walked again
     assert walks[0] > walked
+
+
+def turns_of(events: List[Event]) -> List[List[Event]]:
+    """The events cut before each action_listen: what one message adds to a conversation."""
+    turns: List[List[Event]] = [[]]
+    for event in events:
+        if isinstance(event, ActionExecuted) and event.action_name == "action_listen" and turns[-1]:
+            turns.append([])
+        turns[-1].append(event)
+    return turns
+
+
+def stored_and_read_back(tracker: DialogueStateTracker, domain: Domain) -> DialogueStateTracker:
+    """The tracker as a store's snapshot holds it: every event parsed back from its JSON (new objects)."""
+    rows = [json.loads(json.dumps(event.as_dict())) for event in tracker.events]
+    return DialogueStateTracker.from_dict(tracker.sender_id, rows, domain.slots)
+
+
+def assert_carried_progress_gives_rasas_states(domain: Domain, incremental: IncrementalStates,
+                                               events: List[Event]) -> None:
+    """Message by message, as the server runs: each message's tracker is a copy of the stored snapshot."""
+    snapshot = None
+    for turn_events in turns_of(events):
+        tracker = snapshot.copy() if snapshot is not None else DialogueStateTracker("carried", domain.slots)
+        for event in turn_events:
+            tracker.update(event, domain)
+            for omit_unset_slots, ignore_rule_only_turns in FLAGS:
+                data = rule_only_data(domain) if ignore_rule_only_turns else None
+                ours = incremental(domain, tracker, omit_unset_slots, ignore_rule_only_turns, data)
+                rasa = Domain.states_for_tracker_history(domain, tracker, omit_unset_slots, ignore_rule_only_turns,
+                                                         data)
+                assert ours == rasa, (event, omit_unset_slots, ignore_rule_only_turns)
+        snapshot = stored_and_read_back(tracker, domain)
+        carry_progress(tracker, snapshot)
+
+
+def test_progress_carried_from_message_to_message_gives_rasas_states(
+    domain: Domain, incremental: IncrementalStates
+) -> None:
+    histories = [*story_events(domain), *REWIND_HISTORIES.values()]
+    for events in histories:
+        assert_carried_progress_gives_rasas_states(domain, incremental, events)
+    # Every message after a history's first began from the progress carried from the message before
+    # (for each flag combination), instead of from the first event.
+    later_messages = sum(len(turns_of(events)) - 1 for events in histories)
+    assert later_messages > 300 and incremental.inherited == len(FLAGS) * later_messages
+
+
+def test_carried_progress_is_not_taken_by_a_tracker_with_other_events(
+    domain: Domain, incremental: IncrementalStates
+) -> None:
+    tracker = DialogueStateTracker("other", domain.slots)
+    for event in turn("greet", "utter_greet"):
+        tracker.update(event, domain)
+    incremental(domain, tracker)
+    snapshot = stored_and_read_back(tracker, domain)
+    carry_progress(tracker, snapshot)
+    rebuilt = stored_and_read_back(snapshot, domain)  # equal events, but not the snapshot's objects
+    full_before = incremental.full
+    assert incremental(domain, rebuilt) == Domain.states_for_tracker_history(domain, rebuilt)
+    assert incremental.full == full_before + 1 and incremental.inherited == 0
