@@ -1,7 +1,7 @@
 """Custom action calls share one HTTP session (keep-alive connections) per action endpoint (rasa_main, 18.).
 
 Rasa's EndpointConfig.request opens a new aiohttp ClientSession, and with it a new TCP connection, for
-every custom action call and closes both afterwards (~6% of the server's time under load). Here each
+every custom action call and closes both afterwards (0.3-0.6 ms of CPU per call here). Here each
 RemoteAction gets a copy of its endpoint (same url, headers, auth, params, token, cafile) whose `request`
 is Rasa's with one change: the session is created once per endpoint and event loop, on first use, and
 kept, so calls reuse idle connections. Everything a call sees is as before:
