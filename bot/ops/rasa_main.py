@@ -92,6 +92,14 @@ classifier's row is built as one CSR row, its probabilities are sklearn's arithm
 input checks, and only the kept intents of the ranking become dicts. Each result is bit for bit Rasa's
 (tests/ops/test_nlu_speedups.py).
 
+18. Deep copies made only as debug-log arguments are skipped while debug logging is off (the policies'
+states, parse data, action events: ~2% of the server's time). Only modules whose every use of `copy` is
+such an argument are changed, checked in their source at start-up (bot/ops/log_copies.py).
+
+19. Custom action calls keep their connections to the action server (keep-alive) instead of opening a new
+HTTP session and TCP connection for each call (0.3-0.6 ms of CPU per call); same timeout, headers, errors,
+and a connection the action server has closed is never the reason a call fails (bot/ops/action_session.py).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -103,6 +111,8 @@ import sqlite3
 from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
 
 from bot.ops.action_failures import reply_when_actions_fail
+from bot.ops.action_session import share_action_connections
+from bot.ops.log_copies import skip_debug_log_copies
 from bot.ops.nlu_speedups import (
     build_intent_rows_directly,
     count_one_text_directly,
@@ -507,6 +517,8 @@ def speed_ups() -> None:
     incremental_policy_states()
     remembered_applied_events()
     copy_trackers_without_replay()
+    skip_debug_log_copies()
+    share_action_connections()
 
 
 def main() -> None:
