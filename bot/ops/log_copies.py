@@ -1,4 +1,4 @@
-"""Deep copies made only for a debug log line are skipped while debug logging is off (rasa_main, 17.).
+"""Deep copies made only for a debug log line are skipped while debug logging is off (rasa_main, 18.).
 
 Rasa logs several values per message as `structlogger.debug("...", key=copy.deepcopy(value))`: the copy is
 made before the call, so also when the debug line is then dropped (about 2% of the server's time under
