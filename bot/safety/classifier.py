@@ -70,6 +70,8 @@ class RiskClassifier:
         self.binary = binary
         self.leveler = leveler
         self.threshold = threshold
+        _keep_coefficients_column_major(binary)
+        _keep_coefficients_column_major(leveler)
         self._risk_column = list(binary.classes_).index(True)
         self._fast = FastFeatures(features)
 
@@ -136,6 +138,16 @@ class RiskClassifier:
         with open(directory / MODEL_FILE, "rb") as handle:
             stored = pickle.load(handle)
         return cls(stored["features"], stored["binary"], stored["leveler"], stored["threshold"])
+
+
+def _keep_coefficients_column_major(model: Any) -> None:
+    """scipy multiplies a sparse row by `coef_.T` only after making it C-contiguous: for the level
+    model's (levels x features) matrix that was a copy of the whole matrix per message (~50 us, a third
+    of a message's assessment). Column-major, `coef_.T` is already C-contiguous: the same numbers in the
+    same order, so the same products (tests/safety/test_fast_paths.py)."""
+    coefficients = getattr(model, "coef_", None)
+    if isinstance(coefficients, np.ndarray):
+        model.coef_ = np.asfortranarray(coefficients)
 
 
 class FastFeatures:

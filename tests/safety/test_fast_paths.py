@@ -100,3 +100,19 @@ def test_classifier_features_equal_the_feature_union(texts: list[str]) -> None:
         assert np.array_equal(row.indices, wanted.indices), text
         assert np.array_equal(row.data, wanted.data), text
         assert classifier.risk_probabilities([text])[0] == probabilities[index], text
+
+
+def test_column_major_coefficients_give_the_same_probabilities(texts: list[str]) -> None:
+    import copy
+
+    examples = load_examples()
+    normalize = Normalizer.from_dict(load_rule_documents()["normalize"])
+    classifier = RiskClassifier.train([normalize(t) for t, _, _ in examples], [level for _, level, _ in examples])
+    assert classifier.leveler.coef_.flags.f_contiguous and classifier.leveler.coef_.shape[0] > 1
+    matrix = classifier.features.transform([normalize(text) for text in texts])
+    for model in (classifier.binary, classifier.leveler):
+        row_major = copy.deepcopy(model)
+        row_major.coef_ = np.ascontiguousarray(model.coef_)
+        assert np.array_equal(model.predict_proba(matrix), row_major.predict_proba(matrix))
+        for index in range(0, matrix.shape[0], 7):  # one row at a time, as the Rasa component asks
+            assert np.array_equal(model.predict_proba(matrix[index]), row_major.predict_proba(matrix[index]))
