@@ -18,13 +18,23 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import aiohttp
 
 from bot.db import upgrade
 from bot.launcher import child_environment, commands, write_endpoints
-from bot.ops.load import OURS_SCRIPTS, STOCK_SCRIPTS, LoadResult, Script, percentile, run_load, summary
+from bot.ops.load import (
+    OURS_SCRIPTS,
+    STOCK_SCRIPTS,
+    LoadResult,
+    Script,
+    merged,
+    new_visitors,
+    percentile,
+    run_load,
+    summary,
+)
 from bot.ops.procs import cpu_seconds, free_port, peak_rss_mib, spawn, stop_group
 from bot.ops.stock import ensure_stock_project, quiet_env, rasa_version, stock_model
 from bot.settings import PROJECT_ROOT, Runtime
@@ -80,19 +90,18 @@ def measure_training(log: Path) -> float:
         return time.monotonic() - started
 
 
-async def drive(
-    label: str, base_url: str, scripts: List[Script], args: argparse.Namespace, processes: Dict[str, int]
-) -> Tuple[LoadResult, Dict[str, float]]:
-    """The load's result and the CPU milliseconds each of `processes` (name: pid) used per answered message."""
-    print(f"  driving {label}: {args.conversations} conversations, up to {args.seconds:.0f} s", flush=True)
-    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
-    load = await run_load(base_url, scripts, args.conversations, args.seconds, args.max_messages, f"bench-{label}")
-    answered = max(1, load.completed)
-    cpu = {name: (cpu_seconds(pid) - before[name]) * 1000 / answered for name, pid in processes.items()}
-    return load, cpu
+@dataclass
+class Running:
+    """A started server under test: where to send messages and its processes (name: process)."""
+
+    label: str
+    base_url: str
+    scripts: List[Script]
+    processes: Dict[str, subprocess.Popen[bytes]]
+    cold_start_s: float
 
 
-async def measure_ours(args: argparse.Namespace, var_dir: Path) -> Measured:
+async def start_ours(var_dir: Path) -> Running:
     settings = Runtime(
         rasa_port=free_port(), actions_port=free_port(), web_port=free_port(), host="127.0.0.1",
         var_dir=var_dir, database_url=f"sqlite:///{var_dir / 'app.db'}", site_origin="http://localhost",
@@ -104,21 +113,18 @@ async def measure_ours(args: argparse.Namespace, var_dir: Path) -> Measured:
     actions = spawn(planned["actions"], PROJECT_ROOT, env, var_dir / "logs" / "actions.log")
     started = time.monotonic()
     rasa = spawn(planned["rasa"], PROJECT_ROOT, env, var_dir / "logs" / "rasa.log")
+    processes = {"rasa": rasa, "actions": actions}
+    base_url = f"http://127.0.0.1:{settings.rasa_port}"
     try:
-        cold = await first_reply(f"http://127.0.0.1:{settings.rasa_port}", started, rasa)
-        print(f"  ours answered {cold:.1f} s after start", flush=True)
-        load, cpu = await drive(
-            "ours", f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS, args,
-            {"rasa": rasa.pid, "actions": actions.pid},
-        )
-        memory = {"rasa": peak_rss_mib(rasa.pid), "actions": peak_rss_mib(actions.pid)}
-    finally:
-        stop_group(rasa)
-        stop_group(actions)
-    return Measured("ours", cold, load, memory, cpu)
+        cold = await first_reply(base_url, started, rasa)
+    except BaseException:
+        stop_all(processes)
+        raise
+    print(f"  ours answered {cold:.1f} s after start", flush=True)
+    return Running("ours", base_url, OURS_SCRIPTS, processes, cold)
 
 
-async def measure_stock(args: argparse.Namespace, var_dir: Path) -> Measured:
+async def start_stock(var_dir: Path) -> Running:
     project = ensure_stock_project(var_dir / "logs" / "stock-init.log")
     port = free_port()
     command = [
@@ -127,14 +133,48 @@ async def measure_stock(args: argparse.Namespace, var_dir: Path) -> Measured:
     ]
     started = time.monotonic()
     rasa = spawn(command, project, quiet_env(), var_dir / "logs" / "stock-rasa.log")
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        cold = await first_reply(f"http://127.0.0.1:{port}", started, rasa)
-        print(f"  stock answered {cold:.1f} s after start", flush=True)
-        load, cpu = await drive("stock", f"http://127.0.0.1:{port}", STOCK_SCRIPTS, args, {"rasa": rasa.pid})
-        memory = {"rasa": peak_rss_mib(rasa.pid)}
-    finally:
-        stop_group(rasa)
-    return Measured("stock", cold, load, memory, cpu)
+        cold = await first_reply(base_url, started, rasa)
+    except BaseException:
+        stop_all({"rasa": rasa})
+        raise
+    print(f"  stock answered {cold:.1f} s after start", flush=True)
+    return Running("stock", base_url, STOCK_SCRIPTS, {"rasa": rasa}, cold)
+
+
+def stop_all(processes: Dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        stop_group(process)
+
+
+async def drive_in_turns(servers: List[Running], args: argparse.Namespace) -> List[Measured]:
+    """Each server gets `args.seconds` of load, in `args.rounds` slices taken in turn (stock, ours, stock,
+    ours, ...), so a machine that gets faster or slower during the run affects both alike; only one server
+    is driven at a time. Each server's conversations go on across its slices (`Visitors`)."""
+    slice_s = args.seconds / args.rounds
+    cap = max(1, args.max_messages // args.rounds)
+    print(f"  driving {', '.join(s.label for s in servers)} in turns: {args.conversations} conversations, "
+          f"{args.rounds} slices of {slice_s:.1f} s each", flush=True)
+    visitors = {s.label: new_visitors(args.conversations, f"bench-{s.label}") for s in servers}
+    loads: Dict[str, List[LoadResult]] = {s.label: [] for s in servers}
+    cpu_s: Dict[str, Dict[str, float]] = {s.label: dict.fromkeys(s.processes, 0.0) for s in servers}
+    for _round in range(args.rounds):
+        for server in servers:
+            before = {name: cpu_seconds(process.pid) for name, process in server.processes.items()}
+            loads[server.label].append(await run_load(
+                server.base_url, server.scripts, args.conversations, slice_s, cap, visitors=visitors[server.label]
+            ))
+            for name, process in server.processes.items():
+                cpu_s[server.label][name] += cpu_seconds(process.pid) - before[name]
+    measured = []
+    for server in servers:
+        load = merged(loads[server.label])
+        answered = max(1, load.completed)
+        cpu = {name: seconds * 1000 / answered for name, seconds in cpu_s[server.label].items()}
+        memory = {name: peak_rss_mib(process.pid) for name, process in server.processes.items()}
+        measured.append(Measured(server.label, server.cold_start_s, load, memory, cpu))
+    return measured
 
 
 def final_line(ours: LoadResult, stock: LoadResult | None, conversations: int) -> str:
@@ -156,8 +196,17 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
     if not args.skip_training:
         print("  timing a full training of our assistant (rasa train --force, in a temporary copy)", flush=True)
         training_s = measure_training(var_dir / "logs" / "train.log")
-    stock = None if args.skip_stock else await measure_stock(args, var_dir)
-    ours = await measure_ours(args, var_dir)
+    servers: List[Running] = []
+    try:
+        if not args.skip_stock:
+            servers.append(await start_stock(var_dir))
+        servers.append(await start_ours(var_dir))
+        results = await drive_in_turns(servers, args)
+    finally:
+        for server in servers:
+            stop_all(server.processes)
+    ours = results[-1]
+    stock = results[0] if not args.skip_stock else None
     prod = None
     if args.with_prod:
         from bot.ops.scale import measure
@@ -167,7 +216,7 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
     if stock:
         print(summary("stock rasa init", stock.load))
     print(summary("ours", ours.load))
-    for measured in filter(None, (stock, ours)):
+    for measured in (stock, ours) if stock else (ours,):
         memory = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in measured.memory_mib.items())
         cpu = ", ".join(f"{name} {ms:.1f}" for name, ms in measured.cpu_ms_per_message.items())
         print(f"{measured.label}: cold start {measured.cold_start_s:.1f} s; peak memory {memory}; "
@@ -192,6 +241,8 @@ def parse_args(argv: List[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot.ops.bench", description=__doc__)
     parser.add_argument("--conversations", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration per server")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="slices each server's load is cut into, driven in turns with the other server")
     parser.add_argument("--max-messages", type=int, default=5000, help="message cap per server")
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--skip-training", action="store_true")

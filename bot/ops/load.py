@@ -118,25 +118,35 @@ def _assert_loopback(base_url: str) -> None:
         raise ValueError(f"the load generator only talks to this machine, not {host}")
 
 
+@dataclass
+class Visitors:
+    """Where each of the concurrent conversations is in its script, kept between calls of `run_load`
+    (so a load driven in several slices walks the same scripts as one long run)."""
+
+    senders: List[str]
+    steps: List[int]
+    last_replies: List[object]
+
+
 async def _conversation(
     session: aiohttp.ClientSession,
     url: str,
-    sender: str,
+    index: int,
+    visitors: Visitors,
     script: Script,
     result: LoadResult,
     stop_at: float,
     budget: List[int],
     keep_transcript: bool,
 ) -> None:
-    step = 0
-    body: object = None
     while time.monotonic() < stop_at and budget[0] > 0:
         budget[0] -= 1
+        step = visitors.steps[index]
         # A visitor runs through the script once; the next one starts a new conversation, as on a website.
-        visitor = f"{sender}-{step // len(script)}"
+        visitor = f"{visitors.senders[index]}-{step // len(script)}"
         kind, scripted = script[step % len(script)]
-        text = step_text(scripted, body)
-        step += 1
+        text = step_text(scripted, visitors.last_replies[index])
+        visitors.steps[index] = step + 1
         started = time.perf_counter()
         try:
             async with session.post(url, json={"sender": visitor, "message": text}) as response:
@@ -145,6 +155,7 @@ async def _conversation(
             reply = " ".join(str(item.get("text", "")) for item in body) if ok and body else ""
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             ok, reply, body = False, "", None
+        visitors.last_replies[index] = body
         latency_ms = (time.perf_counter() - started) * 1000
         result.samples.append(Sample(kind, latency_ms, ok, "988" in reply))
         if kind == "risk" and ok and "988" not in reply:
@@ -153,6 +164,25 @@ async def _conversation(
             result.booking_replies.append(reply)
         if keep_transcript:
             result.transcripts.setdefault(visitor, []).append(text)
+
+
+def new_visitors(conversations: int, sender_prefix: str) -> Visitors:
+    stamp = int(time.monotonic() * 1000)
+    return Visitors([f"{sender_prefix}-{index}-{stamp}" for index in range(conversations)],
+                    [0] * conversations, [None] * conversations)
+
+
+def merged(results: Sequence[LoadResult]) -> LoadResult:
+    """Slices of one load (see `Visitors`) as one result: all samples, the slices' time added up."""
+    total = LoadResult()
+    for result in results:
+        total.samples.extend(result.samples)
+        total.elapsed_s += result.elapsed_s
+        for visitor, texts in result.transcripts.items():
+            total.transcripts.setdefault(visitor, []).extend(texts)
+        total.crisis_misses.extend(result.crisis_misses)
+        total.booking_replies.extend(result.booking_replies)
+    return total
 
 
 async def run_load(
@@ -164,11 +194,13 @@ async def run_load(
     sender_prefix: str = "bench",
     keep_transcripts: bool = False,
     request_timeout: float = 30.0,
+    visitors: Visitors | None = None,
 ) -> LoadResult:
     """Drive `conversations` concurrent conversations until `seconds` pass or `max_messages` are sent.
 
     Each conversation has its own HTTP session and cookie jar, so a load balancer that pins a conversation
-    by cookie sees one client per conversation.
+    by cookie sees one client per conversation. With `visitors` (from `new_visitors`), each conversation
+    goes on where the previous call left it.
     """
     _assert_loopback(base_url)
     url = base_url.rstrip("/") + "/webhooks/rest/webhook"
@@ -179,6 +211,10 @@ async def run_load(
         aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.CookieJar(unsafe=True))
         for _ in range(conversations)
     ]
+    if visitors is None:
+        visitors = new_visitors(conversations, sender_prefix)
+    if len(visitors.senders) != conversations:
+        raise ValueError(f"{len(visitors.senders)} visitors for {conversations} conversations")
     started = time.monotonic()
     try:
         await asyncio.gather(
@@ -186,7 +222,8 @@ async def run_load(
                 _conversation(
                     sessions[index],
                     url,
-                    f"{sender_prefix}-{index}-{int(started * 1000)}",
+                    index,
+                    visitors,
                     scripts[index % len(scripts)],
                     result,
                     started + seconds,

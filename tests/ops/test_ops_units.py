@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any, List, Tuple
 
 import pytest
 
@@ -183,3 +184,44 @@ def test_scale_check_allows_silence_only_while_the_staff_side_has_paused_the_con
     assert conversation_problems("v", resumed, sent) == ["v: 'thanks' has no reply before the next message"]
     lost = conversation_problems("v", handed_over[:2], sent)
     assert lost == ["v: sent 3 messages, tracker has 1 (or in another order)"]
+
+
+def test_a_load_in_slices_walks_each_script_on_from_where_it_stopped() -> None:
+    """`make bench` drives stock and ours in turns: each conversation must go on across slices, so the
+    mix (a whole booking, not only its first steps) is the same as in one long run."""
+    import asyncio
+
+    from aiohttp import web
+
+    from bot.ops.load import merged, new_visitors, run_load
+
+    received: List[Tuple[str, str]] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        body = await request.json()
+        received.append((body["sender"], body["message"]))
+        return web.json_response([{"text": "ok"}])
+
+    script = [("chat", f"step {index}") for index in range(7)]
+
+    async def drive() -> List[Any]:
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", webhook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        visitors = new_visitors(2, "slices")
+        results = [await run_load(f"http://127.0.0.1:{port}", [script], 2, 30.0, 5, visitors=visitors)
+                   for _slice in range(3)]
+        await runner.cleanup()
+        return results
+
+    results = asyncio.run(drive())
+    total = merged(results)
+    assert total.completed == 15 and total.elapsed_s == sum(result.elapsed_s for result in results)
+    for sender in {sender for sender, _text in received}:
+        texts = [text for name, text in received if name == sender]
+        assert texts == [text for _kind, text in script][: len(texts)]  # in order, never restarted
+    assert max(len([1 for name, _ in received if name == sender]) for sender, _ in received) == 7
