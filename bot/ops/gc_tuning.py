@@ -1,4 +1,4 @@
-"""Python's garbage collector tuned for a long-running Rasa server (rasa_main, 20.).
+"""Python's garbage collector tuned for a long-running Rasa server (rasa_main, 19.).
 
 Why: one message allocates tens of thousands of short-lived objects (events, states, parse data,
 tracker copies). With CPython's default thresholds (700, 10, 10) that is dozens of young-generation

@@ -96,11 +96,7 @@ input checks, and only the kept intents of the ranking become dicts. Each result
 states, parse data, action events: ~2% of the server's time). Only modules whose every use of `copy` is
 such an argument are changed, checked in their source at start-up (bot/ops/log_copies.py).
 
-19. Custom action calls keep their connections to the action server (keep-alive) instead of opening a new
-HTTP session and TCP connection for each call (0.3-0.6 ms of CPU per call); same timeout, headers, errors,
-and a connection the action server has closed is never the reason a call fails (bot/ops/action_session.py).
-
-20. Python's garbage collector is tuned for a server: after the model is loaded everything alive is frozen
+19. Python's garbage collector is tuned for a server: after the model is loaded everything alive is frozen
 out of the collector's way, and the young generation is larger (GC_THRESHOLDS; bot/ops/gc_tuning.py):
 a message's tens of thousands of short-lived objects triggered dozens of collections (~7% of the CPU).
 
@@ -115,7 +111,6 @@ import sqlite3
 from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
 
 from bot.ops.action_failures import reply_when_actions_fail
-from bot.ops.action_session import share_action_connections
 from bot.ops.gc_tuning import tune_garbage_collection
 from bot.ops.log_copies import skip_debug_log_copies
 from bot.ops.nlu_speedups import (
@@ -523,7 +518,6 @@ def speed_ups() -> None:
     remembered_applied_events()
     copy_trackers_without_replay()
     skip_debug_log_copies()
-    share_action_connections()
     tune_garbage_collection()
 
 
