@@ -113,15 +113,8 @@ async def start_ours(var_dir: Path) -> Running:
     actions = spawn(planned["actions"], PROJECT_ROOT, env, var_dir / "logs" / "actions.log")
     started = time.monotonic()
     rasa = spawn(planned["rasa"], PROJECT_ROOT, env, var_dir / "logs" / "rasa.log")
-    processes = {"rasa": rasa, "actions": actions}
-    base_url = f"http://127.0.0.1:{settings.rasa_port}"
-    try:
-        cold = await first_reply(base_url, started, rasa)
-    except BaseException:
-        stop_all(processes)
-        raise
-    print(f"  ours answered {cold:.1f} s after start", flush=True)
-    return Running("ours", base_url, OURS_SCRIPTS, processes, cold)
+    return await answering("ours", f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS,
+                           {"rasa": rasa, "actions": actions}, started)
 
 
 async def start_stock(var_dir: Path) -> Running:
@@ -133,14 +126,19 @@ async def start_stock(var_dir: Path) -> Running:
     ]
     started = time.monotonic()
     rasa = spawn(command, project, quiet_env(), var_dir / "logs" / "stock-rasa.log")
-    base_url = f"http://127.0.0.1:{port}"
+    return await answering("stock", f"http://127.0.0.1:{port}", STOCK_SCRIPTS, {"rasa": rasa}, started)
+
+
+async def answering(label: str, base_url: str, scripts: List[Script],
+                    processes: Dict[str, subprocess.Popen[bytes]], started: float) -> Running:
+    """The started server once its Rasa process answers (its processes stopped if it never does)."""
     try:
-        cold = await first_reply(base_url, started, rasa)
+        cold = await first_reply(base_url, started, processes["rasa"])
     except BaseException:
-        stop_all({"rasa": rasa})
+        stop_all(processes)
         raise
-    print(f"  stock answered {cold:.1f} s after start", flush=True)
-    return Running("stock", base_url, STOCK_SCRIPTS, {"rasa": rasa}, cold)
+    print(f"  {label} answered {cold:.1f} s after start", flush=True)
+    return Running(label, base_url, scripts, processes, cold)
 
 
 def stop_all(processes: Dict[str, subprocess.Popen[bytes]]) -> None:

@@ -121,9 +121,10 @@ def snapshot_after_save(
     """
     if type(tracker) is not DialogueStateTracker or tracker._max_event_history is not None:
         return None
-    new_ids = {id(row) for row in added}
-    if all(id(row) in new_ids for row in latest_rows):  # the latest session began in this save
-        built = _built_from(tracker.sender_id, latest_rows, slots)
+    # Rows are in id order and the new ones come last: the latest session began in this save when its
+    # first row is new.
+    if latest_rows and any(latest_rows[0] is row for row in added):
+        built = rasas_build(tracker.sender_id, latest_rows, slots)
         if built is not None and len(built.events) == len(tracker.events):  # every event is in the snapshot
             carry_progress(tracker, built)
         return built
@@ -153,9 +154,10 @@ def _events_of(rows: Sequence[StoredRow]) -> List[Event] | None:
     return events if len(events) == len(rows) else None
 
 
-def _built_from(sender_id: str, rows: Sequence[StoredRow], slots: Sequence[Slot]) -> DialogueStateTracker | None:
-    events = _events_of(rows)
-    return DialogueStateTracker.from_events(sender_id, events, slots) if events else None
+def rasas_build(sender_id: str, rows: Sequence[StoredRow], slots: Sequence[Slot]) -> DialogueStateTracker | None:
+    """The tracker Rasa's SQL store builds from these rows (None without rows, as Rasa's store answers)."""
+    events = [json.loads(row.data) for row in rows]
+    return DialogueStateTracker.from_dict(sender_id, events, slots) if events else None
 
 
 def _event_or_placeholder(tracker: DialogueStateTracker, event: Any) -> Any:
@@ -278,10 +280,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
 
     def _built(self, sender_id: str, stored: StoredConversation) -> DialogueStateTracker | None:
         """Rasa's own build of the tracker from the latest session's rows."""
-        events = [json.loads(row.data) for row in latest_session(stored.rows)]
-        if not (self.domain and events):
-            return None
-        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return rasas_build(sender_id, latest_session(stored.rows), self.domain.slots) if self.domain else None
 
     def _verify(self, sender_id: str, stored: StoredConversation) -> DialogueStateTracker | None:
         """Test mode (VERIFY_ENV): the snapshot's copy must be what Rasa builds from the rows, in every part.
