@@ -96,3 +96,32 @@ def test_database_transaction_turns_an_outage_into_database_unavailable(caplog: 
     with pytest.raises(DatabaseUnavailable, match="OperationalError"), database_transaction(url) as session:
         session.execute(text("SELECT 1"))
     assert "application database unavailable (OperationalError)" in caplog.text
+
+
+def test_a_sqlite_file_database_keeps_its_connections_and_writes_ahead(tmp_path: Path) -> None:
+    # Under load a new connection per transaction (SQLAlchemy 1.4's default for files) and a rollback
+    # journal cost ~7% of the Rasa process's CPU; the pooled WAL connection must still see every commit.
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    upgrade(url)
+    connections = set()
+    for attempt in range(3):
+        with session_scope(url) as session:
+            if attempt == 0:
+                add_risk_event(session)
+            connections.add(id(session.connection().connection.dbapi_connection))
+            assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert session.query(RiskEvent).count() == 1
+    assert len(connections) == 1
+    engine_for(url).dispose()
+
+
+def test_an_in_memory_sqlite_database_is_one_database_per_thread() -> None:
+    # A pool of separate connections would give each its own empty in-memory database.
+    url = "sqlite://"
+    with session_scope(url) as session:
+        session.execute(text("CREATE TABLE kept (n INTEGER)"))
+        session.execute(text("INSERT INTO kept VALUES (1)"))
+    with session_scope(url) as session:
+        assert session.execute(text("SELECT n FROM kept")).scalar() == 1
+    engine_for(url).dispose()

@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import aiohttp
 
@@ -101,7 +101,10 @@ class Running:
     cold_start_s: float
 
 
-async def start_ours(var_dir: Path) -> Running:
+async def start_ours(var_dir: Path, root: Path = PROJECT_ROOT, label: str = "ours") -> Running:
+    """Our assistant from this checkout, or (`root`) from another checkout of it, such as a git worktree
+    of an earlier commit (its own code and model; this checkout's endpoints and interpreter)."""
+    (var_dir / "logs").mkdir(parents=True, exist_ok=True)
     settings = Runtime(
         rasa_port=free_port(), actions_port=free_port(), web_port=free_port(), host="127.0.0.1",
         var_dir=var_dir, database_url=f"sqlite:///{var_dir / 'app.db'}", site_origin="http://localhost",
@@ -110,11 +113,24 @@ async def start_ours(var_dir: Path) -> Running:
     env = child_environment(settings)
     upgrade(settings.database_url)  # the application database (bookings), as `python -m bot run` does
     planned = commands(settings, "bench-token", endpoints)
-    actions = spawn(planned["actions"], PROJECT_ROOT, env, var_dir / "logs" / "actions.log")
+    planned, env = moved_to(root, planned, env)
+    actions = spawn(planned["actions"], root, env, var_dir / "logs" / "actions.log")
     started = time.monotonic()
-    rasa = spawn(planned["rasa"], PROJECT_ROOT, env, var_dir / "logs" / "rasa.log")
-    return await answering("ours", f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS,
+    rasa = spawn(planned["rasa"], root, env, var_dir / "logs" / "rasa.log")
+    return await answering(label, f"http://127.0.0.1:{settings.rasa_port}", OURS_SCRIPTS,
                            {"rasa": rasa, "actions": actions}, started)
+
+
+Commands = Dict[str, List[str]]
+
+
+def moved_to(root: Path, planned: Commands, env: Dict[str, str]) -> Tuple[Commands, Dict[str, str]]:
+    """The launcher's commands and environment with this checkout's paths pointing into `root` instead."""
+    if root == PROJECT_ROOT:
+        return planned, env
+    here, there = str(PROJECT_ROOT), str(root)
+    moved = {name: [part.replace(here, there) for part in command] for name, command in planned.items()}
+    return moved, {**env, "PYTHONPATH": env.get("PYTHONPATH", "").replace(here, there)}
 
 
 async def start_stock(var_dir: Path) -> Running:
@@ -196,7 +212,9 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
         training_s = measure_training(var_dir / "logs" / "train.log")
     servers: List[Running] = []
     try:
-        if not args.skip_stock:
+        if args.against:
+            servers.append(await start_ours(var_dir / "against", args.against.resolve(), "baseline"))
+        elif not args.skip_stock:
             servers.append(await start_stock(var_dir))
         servers.append(await start_ours(var_dir))
         results = await drive_in_turns(servers, args)
@@ -204,6 +222,8 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
         for server in servers:
             stop_all(server.processes)
     ours = results[-1]
+    if args.against:
+        return report_against(results[0], ours, var_dir)
     stock = results[0] if not args.skip_stock else None
     prod = None
     if args.with_prod:
@@ -235,6 +255,24 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def report_against(baseline: Measured, ours: Measured, var_dir: Path) -> int:
+    """This checkout against another one of the same assistant, driven in turns: the A/B of a change."""
+    print()
+    for measured in (baseline, ours):
+        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in measured.cpu_ms_per_message.items())
+        print(summary(measured.label, measured.load))
+        print(f"{measured.label}: CPU ms per message: {cpu}")
+    speed = ours.load.throughput / baseline.load.throughput if baseline.load.throughput else 0.0
+    cpu_ratio = ours.cpu_ms_per_message["rasa"] / max(1e-9, baseline.cpu_ms_per_message["rasa"])
+    print(f"against the baseline: throughput {speed:.3f}x, Rasa CPU per message {cpu_ratio:.3f}x", flush=True)
+    healthy = all(m.load.errors == 0 and m.load.risk_without_crisis_line() == 0 for m in (baseline, ours))
+    if healthy:
+        shutil.rmtree(var_dir, ignore_errors=True)
+    else:
+        print(f"errors or risk messages without the crisis line: logs kept in {var_dir}/logs", flush=True)
+    return 0 if healthy else 1
+
+
 def parse_args(argv: List[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot.ops.bench", description=__doc__)
     parser.add_argument("--conversations", type=int, default=16)
@@ -244,6 +282,9 @@ def parse_args(argv: List[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-messages", type=int, default=5000, help="message cap per server")
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="drive another checkout of this project (e.g. a git worktree of an earlier commit, "
+                             "with its own trained model) in turns with this one instead of the stock bot")
     parser.add_argument("--prod", action="store_true", help="scale test: production topology, 1 vs N processes")
     parser.add_argument("--processes", type=int, default=2, help="Rasa processes for --prod / --with-prod")
     parser.add_argument("--with-prod", action="store_true",

@@ -225,3 +225,21 @@ def test_a_load_in_slices_walks_each_script_on_from_where_it_stopped() -> None:
         texts = [text for name, text in received if name == sender]
         assert texts == [text for _kind, text in script][: len(texts)]  # in order, never restarted
     assert max(len([1 for name, _ in received if name == sender]) for sender, _ in received) == 7
+
+
+def test_bench_against_another_checkout_runs_that_checkouts_code_and_model(tmp_path: Path) -> None:
+    from bot.launcher import child_environment, commands
+    from bot.ops.bench import moved_to
+    from bot.settings import PROJECT_ROOT, Runtime
+
+    settings = Runtime(rasa_port=1, actions_port=2, web_port=3, host="127.0.0.1", var_dir=tmp_path,
+                       database_url="sqlite://", site_origin="http://localhost")
+    planned = commands(settings, "token", tmp_path / "endpoints.yml")
+    env = child_environment(settings)
+    moved, moved_env = moved_to(tmp_path / "other", planned, env)
+    rasa = " ".join(moved["rasa"])
+    assert str(tmp_path / "other" / "models" / "assistant.tar.gz") in rasa
+    assert str(PROJECT_ROOT / "models") not in rasa
+    assert moved_env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "other")
+    assert str(tmp_path / "endpoints.yml") in rasa  # this run's endpoints, outside both checkouts
+    assert moved_to(PROJECT_ROOT, planned, env) == (planned, env)

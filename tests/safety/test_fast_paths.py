@@ -100,6 +100,16 @@ def test_classifier_features_equal_the_feature_union(texts: list[str]) -> None:
         assert np.array_equal(row.indices, wanted.indices), text
         assert np.array_equal(row.data, wanted.data), text
         assert classifier.risk_probabilities([text])[0] == probabilities[index], text
+    # Those probabilities came from the classifier's own arithmetic, not from sklearn's predict_proba ...
+    sklearn_predict_proba = classifier.binary.predict_proba
+    classifier.binary.predict_proba = None  # type: ignore[method-assign]
+    assert np.array_equal(classifier.risk_probabilities(normalized), probabilities)
+    # ... which still answers (and raises) for input its checks exist for.
+    classifier.binary.predict_proba = sklearn_predict_proba  # type: ignore[method-assign]
+    broken = expected[:1].copy()
+    broken.data[0] = np.nan
+    with pytest.raises(ValueError):
+        classifier._risk_of(broken)
 
 
 def test_column_major_coefficients_give_the_same_probabilities(texts: list[str]) -> None:
