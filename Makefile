@@ -107,6 +107,12 @@ rasa-test: install models/.trained-inputs
 	  || { grep -vE "Warning|declare_namespace|xla_computation|pkg_resources" results/rasa-test.log | tail -30; \
 	       echo "rasa test found prediction errors: see results/core/failed_test_stories.yml"; exit 1; }
 	@grep -E "Correct:|Accuracy:" results/rasa-test.log | head -4 || true
+	@echo "==> rasa test on the training stories (no MemoizationPolicy: the rules must reproduce each one)"
+	@$(RASA) test core --model $(MODEL) --stories data/stories --endpoints endpoints.yml \
+	  --fail-on-prediction-errors --out results/core-training-stories > results/rasa-test-stories.log 2>&1 \
+	  || { grep -vE "Warning|declare_namespace|xla_computation|pkg_resources" results/rasa-test-stories.log | tail -30; \
+	       echo "a training story is not reproduced by the rules: see results/core-training-stories/failed_test_stories.yml"; exit 1; }
+	@grep -E "Correct:|Accuracy:" results/rasa-test-stories.log | head -4 || true
 
 e2e: install $(NODE_DEPS) browser models/.trained-inputs nginx  # nginx: the production-topology tests start it
 	@echo "==> pytest (end to end: real servers over HTTP)"
