@@ -23,49 +23,19 @@ stable argsort of the negated probabilities orders exactly as Rasa's stable `sor
 CountVectorizer with binary=False and dtype int64 (Rasa's configuration) takes this path.
 
 Both matrices are made the way scipy's constructors store already valid arrays, without re-checking them
-(_matrix; the constructors again if scipy stores anything else).
+(sparse_without_checks; the constructors again if scipy stores anything else).
 
 tests/ops/test_nlu_speedups.py compares each one with Rasa's and sklearn's results bit for bit.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import scipy.sparse
 
-_STORED: Dict[type, Tuple[str, ...]] = {
-    scipy.sparse.coo_matrix: ("_shape", "maxprint", "row", "col", "data", "has_canonical_format"),
-    scipy.sparse.csr_matrix: ("_shape", "maxprint", "indices", "indptr", "data"),
-}
-
-
-@functools.cache
-def _maxprint(cls: type) -> int | None:
-    """scipy's maxprint when its constructor stores exactly _STORED[cls] (scipy 1.10), else None."""
-    empty = np.zeros(0, np.int32)
-    if cls is scipy.sparse.coo_matrix:
-        made = cls((np.zeros(0, np.int64), (empty, empty)), (1, 1))
-    else:
-        made = cls((np.zeros(0), empty, np.zeros(2, np.int32)), shape=(1, 1))
-    return made.maxprint if tuple(vars(made)) == _STORED[cls] else None
-
-
-def _matrix(cls: Any, **stored: Any) -> Any:
-    """What cls's constructor makes of arrays that already have the dtypes and shape it would check and
-    convert to, without the checks (15-30 us per matrix); the constructor itself if scipy changed."""
-    maxprint = _maxprint(cls)
-    if maxprint is None:
-        if cls is scipy.sparse.coo_matrix:
-            return cls((stored["data"], (stored["row"], stored["col"])), stored["_shape"])
-        return cls((stored["data"], stored["indices"], stored["indptr"]), shape=stored["_shape"])
-    matrix = cls.__new__(cls)
-    matrix.__dict__.update(stored, maxprint=maxprint)
-    if cls is scipy.sparse.coo_matrix:
-        matrix.has_canonical_format = False  # as coo_matrix((data, (row, col))) leaves it
-    return matrix
+from bot.sparse_rows import sparse_without_checks
 
 
 def intent_row(message: Any) -> scipy.sparse.csr_matrix | None:
@@ -96,8 +66,8 @@ def intent_row(message: Any) -> scipy.sparse.csr_matrix | None:
     indices = np.concatenate(columns)
     if width > np.iinfo(np.int32).max:
         return None  # scipy would choose 64-bit indices
-    return _matrix(scipy.sparse.csr_matrix, _shape=(1, width), data=data, indices=indices.astype(np.int32),
-                   indptr=np.array([0, data.size], dtype=np.int32))
+    return sparse_without_checks(scipy.sparse.csr_matrix, _shape=(1, width), data=data,
+                                 indices=indices.astype(np.int32), indptr=np.array([0, data.size], dtype=np.int32))
 
 
 def is_multinomial(classifier: Any) -> bool:
@@ -188,9 +158,9 @@ def sentence_counts(vectorizer: Any, analyze: Callable[[str], List[str]], vocabu
             counts[index] = counts.get(index, 0) + 1
     columns = sorted(counts)
     # What csr.tocoo() makes of sklearn's sorted row: int64 counts, int32 rows and columns.
-    return _matrix(scipy.sparse.coo_matrix, _shape=(1, len(vocabulary)), row=np.zeros(len(columns), np.int32),
-                   col=np.array(columns, dtype=np.int32),
-                   data=np.array([counts[column] for column in columns], dtype=np.int64))
+    return sparse_without_checks(scipy.sparse.coo_matrix, _shape=(1, len(vocabulary)),
+                                 row=np.zeros(len(columns), np.int32), col=np.array(columns, dtype=np.int32),
+                                 data=np.array([counts[column] for column in columns], dtype=np.int64))
 
 
 def counter_for(featurizer: Any, attribute: str) -> Counter | None:

@@ -27,6 +27,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from bot.safety.levels import LEVELS
+from bot.sparse_rows import sparse_without_checks
 
 DEFAULT_THRESHOLD = 0.8
 MODEL_FILE = "risk_classifier.pkl"
@@ -233,9 +234,18 @@ class FastFeatures:
             indices.extend(column + first_column for column in block_indices)
             data.extend(block_data)
             first_column += len(vectorizer.vocabulary_)
-        return sparse.csr_matrix(
-            (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), np.array([0, len(data)])),
-            shape=(1, first_column),
+        if first_column > np.iinfo(np.int32).max:  # scipy would choose 64-bit indices
+            return sparse.csr_matrix(
+                (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), np.array([0, len(data)])),
+                shape=(1, first_column),
+            )
+        # The arrays scipy's constructor would store (int32 indices for this width), without its checks.
+        return sparse_without_checks(
+            sparse.csr_matrix,
+            _shape=(1, first_column),
+            data=np.array(data, dtype=np.float64),
+            indices=np.array(indices, dtype=np.int32),
+            indptr=np.array([0, len(data)], dtype=np.int32),
         )
 
     def _tfidf_row(self, vectorizer: TfidfVectorizer, columns: List[int]) -> Tuple[List[int], List[float]]:

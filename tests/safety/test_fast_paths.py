@@ -98,6 +98,9 @@ def test_classifier_features_equal_the_feature_union(texts: list[str]) -> None:
         assert row.shape == (1, expected.shape[1]), text
         wanted = expected[index]
         assert np.array_equal(row.indices, wanted.indices), text
+        assert (row.indices.dtype, row.indptr.dtype, row.data.dtype) == (
+            wanted.indices.dtype, wanted.indptr.dtype, wanted.data.dtype
+        ), text
         assert np.array_equal(row.data, wanted.data), text
         assert classifier.risk_probabilities([text])[0] == probabilities[index], text
     # Those probabilities came from the classifier's own arithmetic, not from sklearn's predict_proba ...
