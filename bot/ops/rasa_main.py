@@ -102,6 +102,10 @@ such an argument are changed, checked in their source at start-up (bot/ops/log_c
 out of the collector's way, and the young generation is larger (GC_THRESHOLDS; bot/ops/gc_tuning.py):
 a message's tens of thousands of short-lived objects triggered dozens of collections (~7% of the CPU).
 
+20. Rasa's response actions and action_listen run on the conversation's tracker instead of a copy of it
+when the prediction brings no events of its own: they only read the tracker, and Rasa applies the events
+they return to the original tracker either way (run_read_only_actions_uncopied).
+
 The REST channel's own fixes live in bot/ops/rest_channel.py.
 """
 
@@ -452,6 +456,10 @@ def copied_tracker(tracker: Any) -> Any:
     return copy
 
 
+# The tracker whose next copy() is the tracker itself (run_read_only_actions_uncopied); None almost always.
+_UNCOPIED: List[Any] = [None]
+
+
 def copy_trackers_without_replay() -> None:
     from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -460,12 +468,46 @@ def copy_trackers_without_replay() -> None:
         return
 
     def copy(self: DialogueStateTracker) -> DialogueStateTracker:
+        if _UNCOPIED[0] is self:
+            _UNCOPIED[0] = None
+            return self
         if type(self) is not DialogueStateTracker or type(self.slots) is not dict:
             return rasa_copy(self)
         return copied_tracker(self)
 
     copy.without_replay = True  # type: ignore[attr-defined]
     DialogueStateTracker.copy = copy
+
+
+def run_read_only_actions_uncopied() -> None:
+    """Responses and action_listen run on the conversation's tracker itself, not on a copy of it.
+
+    Rasa's `_run_action` copies the tracker first, applies the prediction's events to the copy and runs
+    the action on it, so that a rejected action leaves the tracker as it was. Rasa's own response actions
+    and action_listen only read the tracker they are given (they return events, which Rasa then applies to
+    the original), so when the prediction carries no events the copy is the same tracker state for
+    nothing. The copy is skipped for exactly those action classes, by having that one `copy()` call, the
+    first of `_run_action`, hand back the tracker itself.
+    """
+    from rasa.core.actions.action import ActionBotResponse, ActionEndToEndResponse, ActionListen, ActionRetrieveResponse
+    from rasa.core.processor import MessageProcessor
+
+    rasa_run_action = MessageProcessor._run_action
+    if getattr(rasa_run_action, "read_only_uncopied", False):
+        return
+    read_only = (ActionBotResponse, ActionRetrieveResponse, ActionEndToEndResponse, ActionListen)
+
+    async def run_action(self: MessageProcessor, action: Any, tracker: Any, output_channel: Any, nlg: Any,
+                         prediction: Any) -> bool:
+        if type(action) in read_only and not prediction.events:
+            _UNCOPIED[0] = tracker  # consumed by _run_action's copy(), before anything else can run
+        try:
+            return bool(await rasa_run_action(self, action, tracker, output_channel, nlg, prediction))
+        finally:
+            _UNCOPIED[0] = None
+
+    run_action.read_only_uncopied = True  # type: ignore[attr-defined]
+    MessageProcessor._run_action = run_action
 
 
 BROKER_LOG_FIELDS = ("sender_id", "event", "timestamp")
@@ -520,6 +562,7 @@ def speed_ups() -> None:
     incremental_policy_states()
     remembered_applied_events()
     copy_trackers_without_replay()
+    run_read_only_actions_uncopied()  # needs copy_trackers_without_replay's copy()
     skip_debug_log_copies()
     tune_garbage_collection()
 

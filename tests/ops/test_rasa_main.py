@@ -362,3 +362,70 @@ def test_count_vectors_give_rasas_sentence_features(tmp_path: Path, monkeypatch:
     ours = [sentence_and_sequence(text) for text in unseen]
     assert [sentence for sentence, _ in ours] == [sentence for sentence, _ in rasas]
     assert all(has_sequence for _, has_sequence in rasas) and not any(has_sequence for _, has_sequence in ours)
+
+
+def run_one_action(action: Any, tracker: Any, events: List[Any]) -> List[Any]:
+    """MessageProcessor._run_action (as patched now) on a bare processor; the channel's messages."""
+    import asyncio
+
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.core.policies.policy import PolicyPrediction
+    from rasa.core.processor import MessageProcessor
+
+    from bot.nlg import PracticeNLG
+
+    processor = MessageProcessor.__new__(MessageProcessor)
+    processor.domain = tracker_domain()
+    channel = CollectingOutputChannel()
+    prediction = PolicyPrediction([], "RulePolicy", events=events)
+    nlg = PracticeNLG(domain=processor.domain)
+    asyncio.run(processor._run_action(action, tracker, channel, nlg, prediction))
+    return channel.messages
+
+
+def tracker_domain() -> Any:
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml"))
+
+
+def test_responses_and_listening_run_on_the_tracker_itself_with_rasas_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.core.actions.action import ActionBotResponse, ActionListen
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.events import SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    import bot.ops.rasa_main as adjustments
+
+    domain = tracker_domain()
+
+    def conversation() -> Any:
+        tracker = DialogueStateTracker("uncopied", domain.slots)
+        tracker.update(UserUttered("hi", {"name": "greet", "confidence": 1.0}), domain)
+        return tracker
+
+    def events_of(tracker: Any) -> List[Dict[str, Any]]:
+        return [{k: v for k, v in event.as_dict().items() if k != "timestamp"} for event in tracker.events]
+
+    def outcome(action: Any, events: List[Any]) -> tuple[List[Any], List[Dict[str, Any]]]:
+        tracker = conversation()
+        messages = run_one_action(action, tracker, events)
+        return messages, events_of(tracker)
+
+    utter, listen, slot = ActionBotResponse("utter_greet"), ActionListen(), [SlotSet("intake_state", "NY")]
+    rasas = {name: outcome(action, events) for name, (action, events) in
+             {"utter": (utter, []), "listen": (listen, []), "utter+slot": (utter, slot)}.items()}
+    assert rasas["utter"][0] and rasas["utter"][1][-1]["event"] == "bot"  # the response was uttered
+
+    monkeypatch.setattr(MessageProcessor, "_run_action", MessageProcessor._run_action)  # restored afterwards
+    monkeypatch.setattr(DialogueStateTracker, "copy", DialogueStateTracker.copy)
+    copies: List[Any] = []
+    real_copy = adjustments.copied_tracker
+    monkeypatch.setattr(adjustments, "copied_tracker", lambda tracker: copies.append(tracker) or real_copy(tracker))
+    adjustments.copy_trackers_without_replay()
+    adjustments.run_read_only_actions_uncopied()
+
+    assert outcome(utter, []) == rasas["utter"] and outcome(listen, []) == rasas["listen"]
+    assert copies == [] and adjustments._UNCOPIED == [None]
+    # With events of the prediction's own, Rasa's copy is made (a rejection must be able to drop them).
+    assert outcome(utter, slot) == rasas["utter+slot"] and len(copies) == 1
