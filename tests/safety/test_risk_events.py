@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from datetime import timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -15,8 +16,8 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.db import session_scope, upgrade
-from bot.safety.models import RiskEvent
-from bot.safety.risk_events import record, risk_turns
+from bot.safety.models import RiskEvent, utc_now
+from bot.safety.risk_events import RiskTurn, record, risk_turns
 from bot.safety.tracker_store import RiskRecordingTrackerStore
 from tests.db_urls import migrated_database
 
@@ -70,6 +71,25 @@ def test_each_risk_turn_is_recorded_once(database_url: str) -> None:
     assert record(turns, database_url) == 2
     assert record(turns, database_url) == 0  # the tracker is saved after every turn: no duplicates
     assert sorted(stored(database_url)) == [("c1", "m2", "acute"), ("c1", "m3", "acute")]
+
+
+def test_a_recorded_turn_reads_back_like_one_the_orm_wrote(database_url: str) -> None:
+    # Turns with a message id go in with one SQL statement that skips duplicates; turns without one
+    # (NULLs never conflict) take the ORM after a look-up. Both must give the same row.
+    statement = RiskTurn("c9", "m9", "imminent", 0.97, "imminent,self_harm", ["rule:imminent", "p=0.97"])
+    looked_up = RiskTurn("c9", None, "concern", 0.5, "third_party", ["rule:third_party"])
+    assert record([statement, statement], database_url) == 1
+    assert record([looked_up], database_url) == 1
+    assert record([looked_up], database_url) == 0
+    with session_scope(database_url) as session:
+        rows = {row.message_id: row for row in session.query(RiskEvent)}
+        for turn in (statement, looked_up):
+            row = rows[turn.message_id]
+            assert (row.conversation_id, row.level, row.score, row.categories, row.reasons) == (
+                turn.conversation_id, turn.level, turn.score, turn.categories, turn.reasons
+            )
+            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+            assert abs((utc_now() - created).total_seconds()) < 60
 
 
 def tracker_store(tmp_path: Path, risk_url: str) -> RiskRecordingTrackerStore:
