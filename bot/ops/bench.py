@@ -229,7 +229,7 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
     if args.with_prod:
         from bot.ops.scale import measure
 
-        prod, _problems = await measure(args.processes, args)
+        prod, _problems, _busy = await measure(args.processes, args)
     print()
     if stock:
         print(summary("stock rasa init", stock.load))

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 
 def free_port() -> int:
@@ -70,6 +70,20 @@ def cpu_seconds(pid: int) -> float:
     # Fields after the command name (which may contain spaces), from field 3 on: utime is 14, stime 15.
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds(stat_text: str | None = None) -> Tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over its cores (/proc/stat).
+
+    Busy is everything but idle and iowait: the difference between two readings, divided by the seconds
+    between them, is how many cores were in use, whoever used them (database, nginx, load generator).
+    """
+    text = stat_text if stat_text is not None else Path("/proc/stat").read_text()
+    ticks = [int(value) for value in text.splitlines()[0].split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    total = sum(ticks[:8])  # guest time is already counted in user time
+    hertz = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / hertz, total / hertz
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> bool:

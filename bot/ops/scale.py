@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Tuple
 import requests
 
 from bot.ops.load import OURS_SCRIPTS, LoadResult, percentile, run_load, summary
-from bot.ops.procs import free_port
+from bot.ops.procs import free_port, machine_cpu_seconds
 from bot.ops.prod import Topology, build_topology, delete_event_queues
 
 # This benchmark's own database and Redis db, so it never mixes with a running deployment.
@@ -99,7 +99,8 @@ def tracker_problems(topology: Topology, transcripts: Dict[str, List[str]]) -> L
     return problems
 
 
-async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult, List[str]]:
+async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult, List[str], float]:
+    """The load's result, the trackers' problems, and how many of the machine's cores were busy."""
     var_dir = Path(tempfile.mkdtemp(prefix=f"bench-scale-{processes}-"))
     topology = build_topology(topology_env(processes, var_dir))
     print(f"  starting {processes} Rasa process(es) behind nginx (logs in {var_dir}/logs)", flush=True)
@@ -110,16 +111,21 @@ async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult,
         await run_load(base_url, OURS_SCRIPTS, 2, 3.0, 40, f"warmup{processes}")
         print(f"  driving {processes} process(es): {args.conversations} conversations, up to {args.seconds:.0f} s",
               flush=True)
+        busy_before, total_before = machine_cpu_seconds()
         result = await run_load(
             base_url, OURS_SCRIPTS, args.conversations, args.seconds, args.max_messages,
             f"scale{processes}", keep_transcripts=True,
         )
+        busy_after, total_after = machine_cpu_seconds()
+        cores = os.cpu_count() or 1
+        busy_cores = cores * (busy_after - busy_before) / max(1e-9, total_after - total_before)
         problems = tracker_problems(topology, result.transcripts)
         print(summary(f"{processes} process(es)", result))
+        print(f"  machine: {busy_cores:.2f} of {cores} cores busy during the load (every program on it)", flush=True)
         print(f"  trackers: {len(result.transcripts)} conversations checked, {len(problems)} problems", flush=True)
         for problem in problems[:10]:
             print(f"    {problem}")
-        return result, problems
+        return result, problems, busy_cores
     finally:
         topology.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
@@ -131,10 +137,14 @@ async def measure(processes: int, args: argparse.Namespace) -> Tuple[LoadResult,
 
 async def compare_process_counts(args: argparse.Namespace) -> int:
     print("Scale test: production topology (nginx, PostgreSQL tracker store, Redis lock store)", flush=True)
-    one, one_problems = await measure(1, args)
-    many, many_problems = await measure(args.processes, args)
+    one, one_problems, one_busy = await measure(1, args)
+    many, many_problems, _many_busy = await measure(args.processes, args)
     ratio = many.throughput / one.throughput if one.throughput else 0.0
     lost = len(one_problems) + len(many_problems)
+    cores = os.cpu_count() or 1
+    # More processes can only use the cores the one-process run left idle.
+    print(f"ceiling on this machine: the 1-process run kept {one_busy:.2f} of {cores} cores busy, so more "
+          f"processes can reach at most {cores / max(one_busy, 1e-9):.2f}x its throughput", flush=True)
     print(
         f"scale {many.throughput:.1f} msg/s with {args.processes} processes vs {one.throughput:.1f} with 1 = "
         f"{ratio:.2f}x; p95 {percentile(many.latencies(), 0.95):.0f} ms vs "

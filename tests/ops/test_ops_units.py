@@ -243,3 +243,14 @@ def test_bench_against_another_checkout_runs_that_checkouts_code_and_model(tmp_p
     assert moved_env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "other")
     assert str(tmp_path / "endpoints.yml") in rasa  # this run's endpoints, outside both checkouts
     assert moved_to(PROJECT_ROOT, planned, env) == (planned, env)
+
+
+def test_machine_cpu_counts_every_state_but_idle_and_iowait_as_busy() -> None:
+    from bot.ops.procs import machine_cpu_seconds
+
+    hertz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy, total = machine_cpu_seconds("cpu  100 5 45 700 50 10 5 5 30 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n")
+    assert (busy * hertz, total * hertz) == pytest.approx((170, 920))
+    busy_now, total_now = machine_cpu_seconds()
+    assert 0 <= busy_now <= total_now
