@@ -23,8 +23,8 @@ The states are compared with Rasa's on every prefix of every story and rule (tes
 Progress also carries over from one message to the next (without it, each message's new tracker started
 from the first event again, for each flag combination: ~2.4 full computations per message). When the
 tracker store keeps a snapshot of a saved tracker (bot/ops/tracker_cache.py), `carry_progress` moves the
-saved tracker's progress onto the snapshot's events, and a later tracker of that conversation whose events
-begin with the very same event objects (a copy of the snapshot) starts from a copy of that progress.
+saved tracker's progress onto the snapshot's events, and the next tracker of that conversation whose events
+begin with the very same event objects (a copy of the snapshot) takes that progress over.
 
 `DialogueStateTracker.applied_events` (the events left after rewinds, walked from the first event) is
 also kept per tracker while its events are unchanged: it is asked for by each flag combination above and
@@ -96,41 +96,39 @@ CARRIED_CONVERSATIONS = 500
 _CARRIED: OrderedDict[str, Tuple[Tuple[Event, ...], Dict[Tuple[bool, bool], _Progress]]] = OrderedDict()
 
 
-def _cloned(progress: _Progress, events: Any) -> _Progress:
-    """A copy of `progress` for a tracker whose first `consumed` events are the progress's own."""
+def _retargeted(progress: _Progress, events: Any) -> _Progress:
+    """`progress` itself, now the progress of a tracker whose first `consumed` events are its own.
+
+    The progress changes hands: its previous owner no longer holds it, so nothing is copied (copies of
+    the replayed tracker and of the state list were ~2% of the server's CPU)."""
     consumed = progress.consumed
-    return _Progress(
-        domain=progress.domain,
-        rule_only_data=progress.rule_only_data,
-        events=events,
-        consumed=consumed,
-        first_event=events[0] if consumed else None,
-        last_event=events[consumed - 1] if consumed else None,
-        loop_names=set(progress.loop_names),
-        applied=list(progress.applied),
-        replay=progress.replay.copy(),
-        states=list(progress.states),  # finished states are never changed, only read
-        last_ml_action=progress.last_ml_action,
-        turn_was_hidden=progress.turn_was_hidden,
-    )
+    progress.events = events
+    progress.first_event = events[0] if consumed else None
+    progress.last_event = events[consumed - 1] if consumed else None
+    return progress
 
 
 def carry_progress(saved: DialogueStateTracker, snapshot: DialogueStateTracker) -> None:
     """Move `saved`'s progress onto `snapshot`, whose events are, position by position, the same events
-    (the stored rows parsed back: equal content, other objects)."""
+    (the stored rows parsed back: equal content, other objects).
+
+    The progress is handed over, not copied: `saved` has been stored and Rasa is done with it (were its
+    states asked for again, they would be computed from its first event, as Rasa does)."""
     _CARRIED.pop(saved.sender_id, None)
     entry = _PROGRESS.get(id(saved))
     if entry is None or id(entry[0]()) != id(saved) or len(saved.events) != len(snapshot.events):
         return
     counterpart = {id(mine): theirs for mine, theirs in zip(saved.events, snapshot.events, strict=True)}
     carried: Dict[Tuple[bool, bool], _Progress] = {}
-    for flags, progress in entry[1].items():
+    for flags, progress in list(entry[1].items()):
         if not _still_valid(progress, saved, progress.domain, progress.rule_only_data):
             continue
         if any(id(event) not in counterpart for event in progress.applied):
             continue
-        moved = _cloned(progress, snapshot.events)
-        moved.applied = [counterpart[id(event)] for event in progress.applied]
+        moved_applied = [counterpart[id(event)] for event in progress.applied]
+        del entry[1][flags]
+        moved = _retargeted(progress, snapshot.events)
+        moved.applied = moved_applied
         carried[flags] = moved
     if carried:
         _CARRIED[saved.sender_id] = (tuple(snapshot.events), carried)
@@ -141,7 +139,10 @@ def carry_progress(saved: DialogueStateTracker, snapshot: DialogueStateTracker) 
 def _inherited(
     tracker: DialogueStateTracker, domain: Domain, rule_only_data: Any, flags: Tuple[bool, bool]
 ) -> _Progress | None:
-    """A copy of the progress carried for this conversation, when the tracker's events begin with its events."""
+    """The progress carried for this conversation, when the tracker's events begin with its events.
+
+    The first tracker to ask takes it over (a later copy of the same snapshot starts from the first event);
+    each message's tracker asks once, and its save carries the progress onto the next snapshot."""
     entry = _CARRIED.get(tracker.sender_id)
     if entry is None:
         return None
@@ -156,7 +157,8 @@ def _inherited(
     if not all(mine is theirs for mine, theirs in zip(itertools.islice(events, count), snapshot_events[:count],
                                                       strict=True)):
         return None
-    return _cloned(progress, events)
+    del carried[flags]
+    return _retargeted(progress, events)
 
 
 def _still_valid(progress: _Progress, tracker: DialogueStateTracker, domain: Domain, rule_only_data: Any) -> bool:

@@ -238,3 +238,26 @@ def test_carried_progress_is_not_taken_by_a_tracker_with_other_events(
     full_before = incremental.full
     assert incremental(domain, rebuilt) == Domain.states_for_tracker_history(domain, rebuilt)
     assert incremental.full == full_before + 1 and incremental.inherited == 0
+
+
+def test_carried_progress_changes_hands_and_every_later_asker_still_gets_rasas_states(
+    domain: Domain, incremental: IncrementalStates
+) -> None:
+    tracker = DialogueStateTracker("hands", domain.slots)
+    for event in [*turn("greet", "utter_greet"), *turn("bot_challenge", "utter_bot_challenge")]:
+        tracker.update(event, domain)
+    incremental(domain, tracker)
+    snapshot = stored_and_read_back(tracker, domain)
+    carry_progress(tracker, snapshot)  # handed over: the saved tracker no longer holds it ...
+    full = incremental.full
+    assert incremental(domain, tracker) == Domain.states_for_tracker_history(domain, tracker)
+    assert incremental.full == full + 1  # ... so asking again starts from its first event
+    first, second = snapshot.copy(), snapshot.copy()
+    for copy in (first, second):
+        copy.update(ActionExecuted("action_listen"), domain)
+    assert incremental(domain, first) == Domain.states_for_tracker_history(domain, first)
+    assert incremental.inherited == 1
+    # The first copy took the progress over; the second (a retrieve not followed by a save) computes its own.
+    assert incremental(domain, second) == Domain.states_for_tracker_history(domain, second)
+    assert incremental.inherited == 1 and incremental.full == full + 2
+    assert incremental(domain, first) == Domain.states_for_tracker_history(domain, first)  # still its own
