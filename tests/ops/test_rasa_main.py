@@ -429,3 +429,47 @@ def test_responses_and_listening_run_on_the_tracker_itself_with_rasas_results(mo
     assert copies == [] and adjustments._UNCOPIED == [None]
     # With events of the prediction's own, Rasa's copy is made (a rejection must be able to drop them).
     assert outcome(utter, slot) == rasas["utter+slot"] and len(copies) == 1
+
+
+def test_custom_action_requests_carry_the_same_json_with_the_domain_serialized_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from aiohttp import web
+    from rasa.utils.endpoints import EndpointConfig
+
+    import bot.ops.rasa_main as adjustments
+
+    domain = tracker_domain().as_dict()
+    bodies = [{"next_action": f"validate_intake_form_{n}", "sender_id": "s", "tracker": {"events": [n]},
+               "domain": domain, "version": "3.6.21"} for n in range(3)]
+    serialized: List[Any] = []
+    real_dumps = adjustments.json.dumps
+    monkeypatch.setattr(adjustments.json, "dumps", lambda value: serialized.append(value) or real_dumps(value))
+    monkeypatch.setattr(EndpointConfig, "request", EndpointConfig.request)  # restored afterwards
+    adjustments.send_the_domain_serialized_once()
+    received: List[Any] = []
+
+    async def exchange() -> List[Any]:
+        async def webhook(request: web.Request) -> web.Response:
+            received.append((request.content_type, await request.json()))
+            return web.json_response({"events": [], "responses": []})
+
+        app = web.Application()
+        app.router.add_post("/webhook", webhook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+            return [await endpoint.request(json=body, method="post", timeout=5) for body in bodies]
+        finally:
+            await runner.cleanup()
+
+    answers = asyncio.run(exchange())
+    assert answers == [{"events": [], "responses": []}] * 3
+    assert received == [("application/json", body) for body in bodies]  # the same JSON objects arrived
+    assert sum(value is domain for value in serialized) == 1  # the domain was serialized once
