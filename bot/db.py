@@ -32,7 +32,9 @@ class DatabaseUnavailable(RuntimeError):
     """The application database cannot be reached; callers show the practice's phone instead."""
 
 
-def _enable_sqlite_foreign_keys(engine: Engine) -> None:
+def _sqlite_connection_settings(engine: Engine) -> None:
+    """Foreign keys enforced, and writes ahead (WAL: a commit appends to one file, readers don't block)."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()
@@ -59,7 +61,7 @@ def engine_for(url: str) -> Engine:
                 pool_size=2,
                 connect_args={"timeout": 5, "check_same_thread": False},
             )
-        _enable_sqlite_foreign_keys(engine)
+        _sqlite_connection_settings(engine)
         return engine
     return create_engine(url, future=True, pool_pre_ping=True, connect_args={"connect_timeout": 3})
 

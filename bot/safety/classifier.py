@@ -108,7 +108,7 @@ class RiskClassifier:
 
     def _risk_of(self, matrix: sparse.csr_matrix) -> np.ndarray:
         """`binary.predict_proba(matrix)[:, risk column]`: sklearn's arithmetic (scikit-learn 1.1's
-        decision function, then expit) without its per-call input checks, ~60 us of a message's ~250;
+        decision function, then expit) without its per-call input checks (43 -> 11 us of a message's ~300);
         anything the checks would look at twice (another model, dtype, width, NaN) goes to sklearn."""
         model = self.binary
         if (
