@@ -49,6 +49,7 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
+from bot.ops.driver_sql import DriverStatement
 from bot.ops.state_cache import carry_progress
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ CACHE_SIZE_ENV = "TRACKER_CACHE_CONVERSATIONS"
 # "1": every tracker copied from a snapshot is also built from the rows and compared (tests; twice the work).
 VERIFY_ENV = "TRACKER_CACHE_VERIFY"
 SNAPSHOT_DIFFERS = "tracker snapshot differs from the stored rows"
+# The columns each save fills, in the order of the values it builds (Rasa's `events` table).
+INSERTED_COLUMNS = ("sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
 DEFAULT_CACHE_SIZE = 500  # conversations; bounds the memory (a long conversation is a few hundred KB of JSON)
 
 
@@ -212,6 +215,14 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             .order_by(table.c.id)
         )
         self._insert = table.insert()
+        # The per-message statements on the driver's cursor (bot/ops/driver_sql.py). Rows are inserted that
+        # way on SQLite only: SQLAlchemy sends PostgreSQL a many-row insert in one round trip.
+        dialect = self.engine.dialect  # type: ignore[has-type]  # Rasa leaves it unannotated
+        self._stamp_on_driver = DriverStatement(self._stamp_query, dialect)
+        self._insert_on_driver = (
+            DriverStatement(self._insert, dialect, column_keys=list(INSERTED_COLUMNS))
+            if dialect.name == "sqlite" else None
+        )
         with self.session_scope():  # Rasa's check that a configured PostgreSQL schema exists, once
             pass
         # Counters for tests and the benchmark: how often the cache answered, how often rows were read,
@@ -241,7 +252,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
 
     def _stored(self, connection: sa.engine.Connection, sender_id: str) -> StoredConversation:
         """The conversation's stored rows: from the cache when the database's stamp matches it."""
-        count, max_id = connection.execute(self._stamp_query, {"sender_id": sender_id}).one()
+        count, max_id = self._stamp_on_driver.one(connection, {"sender_id": sender_id})
         cached = self._cache.get(sender_id)
         if cached is not None and cached.stamp == (count, max_id):
             self.hits += 1
@@ -324,10 +335,13 @@ class CachedSQLTrackerStore(SQLTrackerStore):
                 })
                 added.append(StoredRow(None, event.type_name, timestamp, text))
             if values:
-                connection.execute(self._insert, values)
+                if self._insert_on_driver is not None:
+                    self._insert_on_driver.execute_many(connection, values)
+                else:
+                    connection.execute(self._insert, values)
                 # The ids of the new rows are not needed, only the conversation's new stamp. When the count
                 # is what this save expects, no other process added rows, so max(id) is this save's last row.
-                count, max_id = connection.execute(self._stamp_query, {"sender_id": sender_id}).one()
+                count, max_id = self._stamp_on_driver.one(connection, {"sender_id": sender_id})
                 expected = len(stored.rows) + len(added)
         # Only now, after the commit: a failed commit leaves the cache as the database is.
         if added:
