@@ -17,6 +17,7 @@ import copy
 import importlib
 import inspect
 import logging
+import textwrap
 from types import ModuleType
 from typing import Any, Dict, List
 
@@ -138,3 +139,60 @@ def skip_debug_log_copies() -> List[str]:
         else:
             logging.getLogger(__name__).warning("%s keeps Rasa's deep copies: copy is used elsewhere", name)
     return patched
+
+
+def only_logged(function_source: str, producer: str) -> bool:
+    """True when, in one function's source, the result of `self.<producer>(...)` is assigned to one name
+    that is read only inside `copy.deepcopy(name)` passed to a `structlogger.debug(...)` call."""
+    tree = ast.parse(function_source)
+    parents = _parents(tree)
+    targets = [
+        node.targets[0].id for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == producer
+    ]
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == producer]
+    if len(targets) != 1 or len(calls) != 1:
+        return False
+    name = targets[0]
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == name) or isinstance(node.ctx, ast.Store):
+            continue
+        call = parents.get(node)
+        keyword = parents.get(call) if call is not None else None
+        log_call = parents.get(keyword) if isinstance(keyword, ast.keyword) else None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "deepcopy"
+                and _is_debug_log_call(log_call)):
+            return False
+    assigned = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == name
+                and isinstance(node.ctx, ast.Store)]
+    return len(assigned) == 1
+
+
+def skip_debug_only_state_formatting() -> bool:
+    """RulePolicy formats the conversation's states as text for one debug line per rule look-up (~1% of the
+    server's CPU); while that line is dropped, the text is not made. Installed only when the source shows
+    the text goes nowhere else (`only_logged`); True when installed."""
+    from rasa.core.policies import rule_policy
+    from rasa.core.policies.policy import Policy
+
+    current = rule_policy.RulePolicy.__dict__.get("format_tracker_states")
+    if isinstance(current, staticmethod) and getattr(current.__func__, "debug_only", False):
+        return True
+    try:
+        source = inspect.getsource(rule_policy.RulePolicy._find_action_from_rules)
+    except (OSError, TypeError):
+        return False
+    if not only_logged(textwrap.dedent(source), "format_tracker_states"):
+        logging.getLogger(__name__).warning("RulePolicy keeps formatting its states: the text is used elsewhere")
+        return False
+    rasa_format = Policy.format_tracker_states
+
+    def format_tracker_states(states: List[Dict]) -> str:
+        return "" if debug_is_dropped(rule_policy) else rasa_format(states)
+
+    format_tracker_states.debug_only = True  # type: ignore[attr-defined]
+    rule_policy.RulePolicy.format_tracker_states = staticmethod(format_tracker_states)
+    return True
+

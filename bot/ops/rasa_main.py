@@ -95,7 +95,8 @@ input checks, and only the kept intents of the ranking become dicts. Each result
 (tests/ops/test_nlu_speedups.py).
 
 18. Deep copies made only as debug-log arguments are skipped while debug logging is off (the policies'
-states, parse data, action events: ~2% of the server's time). Only modules whose every use of `copy` is
+states, parse data, action events: ~2% of the server's time), and so is RulePolicy's text rendering of the
+conversation's states that only goes into such a line (~1%). Only modules whose every use of `copy` is
 such an argument are changed, checked in their source at start-up (bot/ops/log_copies.py).
 
 19. Python's garbage collector is tuned for a server: after the model is loaded everything alive is frozen
@@ -122,7 +123,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Set, Tuple
 
 from bot.ops.action_failures import reply_when_actions_fail
 from bot.ops.gc_tuning import tune_garbage_collection
-from bot.ops.log_copies import skip_debug_log_copies
+from bot.ops.log_copies import skip_debug_log_copies, skip_debug_only_state_formatting
 from bot.ops.nlu_speedups import (
     build_intent_rows_directly,
     count_one_text_directly,
@@ -609,6 +610,7 @@ def speed_ups() -> None:
     run_read_only_actions_uncopied()  # needs copy_trackers_without_replay's copy()
     send_the_domain_serialized_once()
     skip_debug_log_copies()
+    skip_debug_only_state_formatting()
     tune_garbage_collection()
 
 

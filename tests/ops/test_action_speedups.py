@@ -7,7 +7,7 @@ import importlib
 import inspect
 import logging
 from types import ModuleType
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 import structlog
@@ -109,3 +109,43 @@ def test_only_checked_modules_get_the_stand_in() -> None:
     assert log_copies.skip_debug_log_copies() == list(DEBUG_COPY_MODULES)  # idempotent
     events = importlib.import_module("rasa.shared.core.events")  # copies events for real: not eligible
     assert not log_copies.deepcopies_only_for_debug_logs(events)
+
+
+# RulePolicy's states rendered as text for a debug line only
+
+LOGGED_ONLY = '''
+def find(self, states):
+    current_states = self.format_tracker_states(states)
+    structlogger.debug("rule_policy.actions.find", current_states=copy.deepcopy(current_states))
+    return states
+'''
+
+
+@pytest.mark.parametrize("use", [
+    "return current_states",
+    "keys.append(current_states)",
+    "current_states = 'other'",
+    "structlogger.info('x', current_states=copy.deepcopy(current_states))",
+    "other = self.format_tracker_states(states)",
+])
+def test_the_state_text_check_refuses_any_other_use(use: str) -> None:
+    assert log_copies.only_logged(LOGGED_ONLY, "format_tracker_states")
+    assert not log_copies.only_logged(LOGGED_ONLY + f"    {use}\n", "format_tracker_states")
+
+
+def test_rule_policy_formats_its_states_only_while_debug_lines_are_kept(
+    structlog_config: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rasa.core.policies.policy import Policy
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    # Removed again afterwards (RulePolicy inherits Policy's).
+    monkeypatch.setattr(RulePolicy, "format_tracker_states", Policy.__dict__["format_tracker_states"], raising=False)
+    assert log_copies.skip_debug_only_state_formatting()  # Rasa's own source passes the check
+    states = [{"user": {"intent": "greet"}, "prev_action": {"action_name": "action_listen"}}]
+    asked: List[ModuleType] = []
+    for dropped, expected in ((True, ""), (False, Policy.format_tracker_states(states))):
+        # Whether the line is dropped is debug_is_dropped's answer (tested above) about rule_policy's logger.
+        monkeypatch.setattr(log_copies, "debug_is_dropped", lambda module, d=dropped: asked.append(module) or d)
+        assert RulePolicy.format_tracker_states(states) == expected
+    assert expected != "" and {module.__name__ for module in asked} == {"rasa.core.policies.rule_policy"}
