@@ -279,7 +279,7 @@ def parse_args(argv: List[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration per server")
     parser.add_argument("--rounds", type=int, default=4,
                         help="slices each server's load is cut into, driven in turns with the other server")
-    parser.add_argument("--max-messages", type=int, default=5000, help="message cap per server")
+    parser.add_argument("--max-messages", type=int, default=20000, help="message cap per server")
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--against", type=Path, metavar="CHECKOUT",
