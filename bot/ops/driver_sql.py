@@ -25,6 +25,7 @@ class DriverStatement:
         self.names = list(compiled.positiontup) if dialect.positional else None
         # The parameters' own conversions (a Float column's to_float), applied as SQLAlchemy applies them.
         self.processors: Dict[str, Any] = dict(compiled._bind_processors)
+        self.driver_error: type[Exception] = dialect.dbapi.Error if dialect.dbapi is not None else Exception
 
     def _parameters(self, values: Dict[str, Any]) -> Any:
         if self.processors:
@@ -34,19 +35,29 @@ class DriverStatement:
 
     def one(self, connection: sa.engine.Connection, values: Dict[str, Any]) -> Sequence[Any]:
         """The statement's single result row."""
+        parameters = self._parameters(values)
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(self.sql, self._parameters(values))
+            cursor.execute(self.sql, parameters)
             row = cursor.fetchone()
             if row is None or cursor.fetchone() is not None:
                 raise sa.exc.NoResultFound("expected exactly one row")
             return tuple(row)
+        except self.driver_error as error:
+            raise self._as_sqlalchemy_error(parameters, error) from error
         finally:
             cursor.close()
 
     def execute_many(self, connection: sa.engine.Connection, rows: List[Dict[str, Any]]) -> None:
+        parameters = [self._parameters(row) for row in rows]
         cursor = connection.connection.cursor()
         try:
-            cursor.executemany(self.sql, [self._parameters(row) for row in rows])
+            cursor.executemany(self.sql, parameters)
+        except self.driver_error as error:
+            raise self._as_sqlalchemy_error(parameters, error) from error
         finally:
             cursor.close()
+
+    def _as_sqlalchemy_error(self, parameters: Any, error: Exception) -> Exception:
+        """The exception SQLAlchemy's own execution raises for this driver error (OperationalError, ...)."""
+        return sa.exc.DBAPIError.instance(self.sql, parameters, error, self.driver_error)

@@ -63,3 +63,11 @@ def test_statements_whose_results_need_converting_are_refused(engine: sa.engine.
     with pytest.raises(sa.exc.NoResultFound), engine.connect() as connection:
         below = sa.select(EVENTS.c.id).where(EVENTS.c.id < sa.bindparam("below"))
         DriverStatement(below, engine.dialect).one(connection, {"below": 0})
+
+
+def test_a_driver_error_is_raised_as_sqlalchemys_error(engine: sa.engine.Engine) -> None:
+    missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("name", sa.String))
+    with engine.connect() as connection:
+        stamp = DriverStatement(sa.select(sa.func.count(missing.c.id)), engine.dialect)
+        with pytest.raises(sa.exc.ProgrammingError if engine.dialect.name == "postgresql" else sa.exc.OperationalError):
+            stamp.one(connection, {})
