@@ -247,7 +247,13 @@ async def compare_with_stock(args: argparse.Namespace) -> int:
               f"{prod.throughput:.1f} msg/s{ratio}; p95 {percentile(prod.latencies(), 0.95):.0f} ms; "
               f"crisis p95 {percentile(prod.latencies('risk'), 0.95):.0f} ms")
     print(final_line(ours.load, stock.load if stock else None, args.conversations), flush=True)
-    healthy = ours.load.errors == 0 and ours.load.risk_without_crisis_line() == 0
+    return exit_status([ours], var_dir)
+
+
+def exit_status(checked: List[Measured], var_dir: Path) -> int:
+    """0 when none of `checked` had errors or a risk reply without the crisis line (the run's files are
+    then deleted), 1 otherwise (its logs are kept and named)."""
+    healthy = all(m.load.errors == 0 and m.load.risk_without_crisis_line() == 0 for m in checked)
     if healthy:
         shutil.rmtree(var_dir, ignore_errors=True)
     else:
@@ -265,12 +271,7 @@ def report_against(baseline: Measured, ours: Measured, var_dir: Path) -> int:
     speed = ours.load.throughput / baseline.load.throughput if baseline.load.throughput else 0.0
     cpu_ratio = ours.cpu_ms_per_message["rasa"] / max(1e-9, baseline.cpu_ms_per_message["rasa"])
     print(f"against the baseline: throughput {speed:.3f}x, Rasa CPU per message {cpu_ratio:.3f}x", flush=True)
-    healthy = all(m.load.errors == 0 and m.load.risk_without_crisis_line() == 0 for m in (baseline, ours))
-    if healthy:
-        shutil.rmtree(var_dir, ignore_errors=True)
-    else:
-        print(f"errors or risk messages without the crisis line: logs kept in {var_dir}/logs", flush=True)
-    return 0 if healthy else 1
+    return exit_status([baseline, ours], var_dir)
 
 
 def parse_args(argv: List[str] | None) -> argparse.Namespace:

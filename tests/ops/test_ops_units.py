@@ -194,6 +194,7 @@ def test_a_load_in_slices_walks_each_script_on_from_where_it_stopped() -> None:
     from aiohttp import web
 
     from bot.ops.load import merged, new_visitors, run_load
+    from tests.local_http import serving
 
     received: List[Tuple[str, str]] = []
 
@@ -205,18 +206,9 @@ def test_a_load_in_slices_walks_each_script_on_from_where_it_stopped() -> None:
     script = [("chat", f"step {index}") for index in range(7)]
 
     async def drive() -> List[Any]:
-        app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", webhook)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        visitors = new_visitors(2, "slices")
-        results = [await run_load(f"http://127.0.0.1:{port}", [script], 2, 30.0, 5, visitors=visitors)
-                   for _slice in range(3)]
-        await runner.cleanup()
-        return results
+        async with serving("/webhooks/rest/webhook", webhook) as base_url:
+            visitors = new_visitors(2, "slices")
+            return [await run_load(base_url, [script], 2, 30.0, 5, visitors=visitors) for _slice in range(3)]
 
     results = asyncio.run(drive())
     total = merged(results)

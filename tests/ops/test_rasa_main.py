@@ -440,6 +440,7 @@ def test_custom_action_requests_carry_the_same_json_with_the_domain_serialized_o
     from rasa.utils.endpoints import EndpointConfig
 
     import bot.ops.rasa_main as adjustments
+    from tests.local_http import serving
 
     domain = tracker_domain().as_dict()
     bodies = [{"next_action": f"validate_intake_form_{n}", "sender_id": "s", "tracker": {"events": [n]},
@@ -456,18 +457,9 @@ def test_custom_action_requests_carry_the_same_json_with_the_domain_serialized_o
             received.append((request.content_type, await request.json()))
             return web.json_response({"events": [], "responses": []})
 
-        app = web.Application()
-        app.router.add_post("/webhook", webhook)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+        async with serving("/webhook", webhook) as base_url:
+            endpoint = EndpointConfig(f"{base_url}/webhook")
             return [await endpoint.request(json=body, method="post", timeout=5) for body in bodies]
-        finally:
-            await runner.cleanup()
 
     answers = asyncio.run(exchange())
     assert answers == [{"events": [], "responses": []}] * 3
